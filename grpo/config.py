@@ -1,0 +1,291 @@
+"""Typed, frozen configuration: the single source of truth for a run.
+
+YAML files and ``--set key=value`` overrides fill these dataclasses; values are
+checked once, at load, and errors name the field and the fix. The resolved
+config is written into the run folder as ``config.yaml``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Sequence, TypeVar
+
+import yaml
+
+from grpo.losses import LOSS_AGG_MODES
+
+
+class ConfigError(ValueError):
+    """A config value is missing, unknown or out of range; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    path: str = "runs/demo/base"  # a local model folder, a run folder (its newest checkpoint is used), or a hub id
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # parameter dtype of the policy
+    trust_remote_code: bool = False  # allow model code from the hub (only for models you trust)
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    engine: Literal["hf"] = "hf"  # rollout engine: 'hf' (transformers generate)
+    temperature: float = 1.0  # sampling temperature (0 = greedy); also divides the trainer's logits
+    top_p: float = 1.0  # nucleus sampling mass
+    top_k: int = 0  # top-k sampling (0 = off)
+    max_new_tokens: int = 64  # longest completion; longer ones are truncated (finish_reason 'length')
+    stop: tuple[str, ...] = ()  # stop strings that end a completion
+    batch_size: int = 256  # sequences generated at once
+
+
+@dataclass(frozen=True)
+class AlgoConfig:
+    group_size: int = 8  # G: samples per prompt
+    prompts_per_step: int = 16  # prompts per optimizer batch (batch = prompts_per_step * group_size)
+    std_scaling: bool = True  # divide advantages by the reward std (GRPO); false for Dr. GRPO
+    std_scope: Literal["group", "batch"] = "group"  # where that std is taken: each group, or the whole batch
+    clip_eps_low: float = 0.2  # ratio clip below: 1 - clip_eps_low
+    clip_eps_high: float = 0.2  # ratio clip above: 1 + clip_eps_high (DAPO clip-higher: 0.28)
+    kl_coef: float = 0.0  # weight of the k3 KL to the frozen reference; 0 = no reference is loaded
+    loss_agg_mode: Literal["seq-mean-token-mean", "token-mean", "seq-mean-token-sum-norm"] = "seq-mean-token-mean"
+    loss_norm_constant: int | None = None  # Dr. GRPO's constant normalizer; default rollout.max_new_tokens
+    num_iterations: int = 1  # optimizer steps per sampled batch (PPO epochs, GRPO's mu)
+    mask_truncated: bool = False  # drop completions cut at max_new_tokens from the loss (DAPO overlong filtering)
+    mask_unverifiable: bool = True  # drop samples the verifier could not judge from advantages and loss
+    dynamic_sampling: bool = False  # DAPO: drop zero-variance groups and sample more prompts to fill the batch
+    max_sampling_rounds: int = 4  # cap on generate rounds per step under dynamic sampling
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float = 1e-5  # peak learning rate (AdamW)
+    weight_decay: float = 0.0  # AdamW weight decay
+    beta1: float = 0.9  # AdamW beta1
+    beta2: float = 0.999  # AdamW beta2
+    warmup_steps: int = 0  # linear warmup from 0 to lr
+    schedule: Literal["constant", "linear", "cosine"] = "constant"  # decay after warmup
+    max_grad_norm: float = 1.0  # gradient clipping by global norm (0 = off)
+    micro_batch_size: int = 64  # sequences per forward/backward; gradients accumulate to the full batch
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    every: int = 0  # evaluate on held-out problems every N steps (0 = only at the end, if problems > 0)
+    problems: int = 0  # held-out problems per evaluation (0 = no evaluation during training)
+    n: int = 8  # samples per problem
+    ks: tuple[int, ...] = (1, 8)  # report pass@k for these k (each <= n)
+    temperature: float = 1.0  # sampling temperature for evaluation
+    max_new_tokens: int = 64  # longest evaluated completion
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    task: str = "arithmetic"  # built-in task name
+    verifier: str | None = None  # override the task's verifier (registry name or module:function)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    steps: int = 100  # GRPO steps (one optimizer batch of sampled prompts each)
+    seed: int = 0  # seeds data order, sampling and initialisation
+    output_dir: str = "runs/grpo"  # the run folder
+    save_every: int = 50  # checkpoint every N steps (and at the end)
+    keep_checkpoints: int = 2  # newest checkpoints kept on disk
+    log_samples: int = 4  # completions per step written to samples.jsonl
+    threads: int = 0  # torch CPU threads (0 = leave torch's default)
+
+    def __post_init__(self) -> None:
+        a, r, o, e = self.algo, self.rollout, self.optim, self.eval
+        _check(self.steps >= 1, "steps", self.steps, "must be >= 1")
+        _check(self.save_every >= 1, "save_every", self.save_every, "must be >= 1")
+        _check(self.keep_checkpoints >= 1, "keep_checkpoints", self.keep_checkpoints, "must be >= 1")
+        _check(a.group_size >= 2, "algo.group_size", a.group_size, "must be >= 2: advantages compare samples of a group")
+        _check(a.prompts_per_step >= 1, "algo.prompts_per_step", a.prompts_per_step, "must be >= 1")
+        _check(0 <= a.clip_eps_low < 1, "algo.clip_eps_low", a.clip_eps_low, "must be in [0, 1), e.g. 0.2")
+        _check(a.clip_eps_high >= 0, "algo.clip_eps_high", a.clip_eps_high, "must be >= 0, e.g. 0.2 or 0.28")
+        _check(a.kl_coef >= 0, "algo.kl_coef", a.kl_coef, "must be >= 0 (0 turns the KL term off)")
+        _check(a.num_iterations >= 1, "algo.num_iterations", a.num_iterations, "must be >= 1")
+        _check(a.max_sampling_rounds >= 1, "algo.max_sampling_rounds", a.max_sampling_rounds, "must be >= 1")
+        _check(a.loss_norm_constant is None or a.loss_norm_constant >= 1, "algo.loss_norm_constant",
+               a.loss_norm_constant, "must be >= 1, or null for rollout.max_new_tokens")
+        _check(a.loss_agg_mode in LOSS_AGG_MODES, "algo.loss_agg_mode", a.loss_agg_mode, f"must be one of {LOSS_AGG_MODES}")
+        _check(r.temperature > 0, "rollout.temperature", r.temperature,
+               "must be > 0 for training: GRPO needs varied samples and the trainer divides logits by it")
+        _check(0 < r.top_p <= 1, "rollout.top_p", r.top_p, "must be in (0, 1]")
+        _check(r.top_k >= 0, "rollout.top_k", r.top_k, "must be >= 0 (0 = off)")
+        _check(r.max_new_tokens >= 1, "rollout.max_new_tokens", r.max_new_tokens, "must be >= 1")
+        _check(r.batch_size >= 1, "rollout.batch_size", r.batch_size, "must be >= 1")
+        _check(o.lr > 0, "optim.lr", o.lr, "must be > 0, e.g. 1e-6 for a 1B model")
+        _check(o.warmup_steps >= 0, "optim.warmup_steps", o.warmup_steps, "must be >= 0")
+        _check(o.max_grad_norm >= 0, "optim.max_grad_norm", o.max_grad_norm, "must be >= 0 (0 = no clipping)")
+        _check(o.micro_batch_size >= 1, "optim.micro_batch_size", o.micro_batch_size, "must be >= 1")
+        _check(e.every >= 0, "eval.every", e.every, "must be >= 0")
+        _check(e.problems >= 0, "eval.problems", e.problems, "must be >= 0")
+        _check(e.n >= 1, "eval.n", e.n, "must be >= 1")
+        _check(all(1 <= k <= e.n for k in e.ks), "eval.ks", e.ks, f"each k must be in [1, eval.n={e.n}]")
+        _check(e.temperature >= 0, "eval.temperature", e.temperature, "must be >= 0 (0 = greedy)")
+
+
+@dataclass(frozen=True)
+class SFTConfig:
+    task: str = "arithmetic"  # built-in task whose demonstrations are imitated
+    model: ModelConfig = field(default_factory=ModelConfig)
+    steps: int = 500  # optimizer steps
+    batch_size: int = 32  # sequences per optimizer step
+    micro_batch_size: int = 32  # sequences per forward/backward
+    lr: float = 1e-3  # peak learning rate (AdamW)
+    weight_decay: float = 0.0  # AdamW weight decay
+    warmup_steps: int = 20  # linear warmup
+    schedule: Literal["constant", "linear", "cosine"] = "cosine"  # decay after warmup
+    max_grad_norm: float = 1.0  # gradient clipping (0 = off)
+    max_length: int = 256  # longest prompt + demonstration in tokens; longer rows are dropped
+    seed: int = 0  # data order and initialisation
+    output_dir: str = "runs/sft"  # the run folder
+    threads: int = 0  # torch CPU threads (0 = leave torch's default)
+
+    def __post_init__(self) -> None:
+        _check(self.steps >= 1, "steps", self.steps, "must be >= 1")
+        _check(self.batch_size >= 1, "batch_size", self.batch_size, "must be >= 1")
+        _check(self.micro_batch_size >= 1, "micro_batch_size", self.micro_batch_size, "must be >= 1")
+        _check(self.lr > 0, "lr", self.lr, "must be > 0")
+        _check(self.max_length >= 8, "max_length", self.max_length, "must be >= 8")
+
+
+def _check(ok: bool, name: str, value: Any, fix: str) -> None:
+    if not ok:
+        raise ConfigError(f"config field '{name}' = {value!r}: {fix}")
+
+
+# ---------------------------------------------------------------- loading
+
+C = TypeVar("C")
+
+
+def from_dict(cls: type[C], data: dict[str, Any], prefix: str = "") -> C:
+    """Build dataclass ``cls`` from nested dicts, checking names and types."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"config section '{prefix.rstrip('.') or '<root>'}' must be a mapping; got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"unknown config field '{prefix}{unknown[0]}'; valid fields here: {', '.join(sorted(fields))}"
+        )
+    kwargs = {name: _coerce(hints[name], value, prefix + name) for name, value in data.items()}
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, name: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value if value is not None else {}, name + ".")
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(arg, value, name)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0])
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"config field '{name}' = {value!r}: must be one of {', '.join(map(repr, args))}")
+        return value
+    if origin is tuple:
+        if isinstance(value, (str, int, float)):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config field '{name}' = {value!r}: must be a list")
+        return tuple(_coerce(args[0], v, f"{name}[{i}]") for i, v in enumerate(value))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"config field '{name}' = {value!r}: must be true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"config field '{name}' = {value!r}: must be an integer")
+        return value
+    if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads '1e-4' (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"config field '{name}' = {value!r}: must be a number")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"config field '{name}' = {value!r}: must be a string")
+        return value
+    raise ConfigError(f"config field '{name}': unsupported type {tp!r}")
+
+
+def parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
+    """``["algo.kl_coef=0.05", "steps=10"]`` -> nested dict; values are parsed as YAML scalars."""
+    tree: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value (e.g. --set algo.kl_coef=0.05); got {item!r}")
+        value = yaml.safe_load(raw) if raw.strip() else ""
+        node = tree
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: '{part}' is not a section")
+        node[parts[-1]] = value
+    return tree
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def load_config(cls: type[C], path: str | Path | None = None, overrides: Sequence[str] = (),
+                base: dict[str, Any] | None = None) -> C:
+    """Resolve a config: dataclass defaults < ``base`` < YAML file < ``--set`` overrides."""
+    data: dict[str, Any] = dict(base or {})
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {str(p)!r} does not exist; pass an existing YAML file to --config")
+        try:
+            loaded = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {str(p)!r} is not valid YAML: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {str(p)!r} must hold a mapping of fields at the top level")
+        data = _merge(data, loaded)
+    data = _merge(data, parse_overrides(overrides))
+    try:
+        return from_dict(cls, data)
+    except TypeError as exc:  # a dataclass rejected the arguments
+        raise ConfigError(str(exc)) from exc
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    def plain(v: Any) -> Any:
+        if isinstance(v, tuple):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return plain(dataclasses.asdict(config))
+
+
+def dump_yaml(config: Any) -> str:
+    return yaml.safe_dump(to_dict(config), sort_keys=False)

@@ -1,0 +1,160 @@
+"""Rollouts with Hugging Face ``generate``: the CPU fallback engine.
+
+Batched, with the KV cache and left padding. Temperature, top-k and top-p are
+applied by our own logits processor, which also records each sampled token's
+log-probability under exactly the distribution it was drawn from (keeping one
+``(B, V)`` slice at a time, never the full ``(T, B, V)`` score history). A
+stopping criterion records when each row finished, so ``finish_reason`` and the
+completion length are exact whatever the pad token is.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import torch
+from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
+from transformers.generation.stopping_criteria import EosTokenCriteria, StopStringCriteria
+
+from grpo.rollout import Completions, SamplingParams
+
+
+class _WarpAndRecord(LogitsProcessor):
+    """Temperature, top-k, top-p; remembers log-probs of the tokens that get sampled."""
+
+    def __init__(self, sampling: SamplingParams):
+        self.sampling = sampling
+        self._last: torch.Tensor | None = None  # (B, V) log-probs of the step just sampled
+        self.chosen: list[torch.Tensor] = []  # T x (B,)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        self._record(input_ids)
+        s = self.sampling
+        scores = scores.float()  # (B, V)
+        if s.temperature > 0:
+            scores = scores / s.temperature
+        if s.top_k > 0 and s.top_k < scores.shape[-1]:
+            kth = torch.topk(scores, s.top_k, dim=-1).values[:, -1:]  # (B, 1)
+            scores = scores.masked_fill(scores < kth, float("-inf"))
+        if s.top_p < 1.0:
+            sorted_scores, order = torch.sort(scores, dim=-1, descending=True)
+            probs = sorted_scores.softmax(-1)
+            # drop a token when the mass before it already reaches top_p (the top one always stays)
+            drop_sorted = (probs.cumsum(-1) - probs) >= s.top_p
+            drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+            scores = scores.masked_fill(drop, float("-inf"))
+        self._last = torch.log_softmax(scores, dim=-1)
+        return scores
+
+    def _record(self, input_ids: torch.Tensor) -> None:
+        if self._last is not None:
+            self.chosen.append(self._last.gather(1, input_ids[:, -1:]).squeeze(1))
+            self._last = None
+
+    def finish(self, sequences: torch.Tensor) -> torch.Tensor:
+        """(B, T) log-probs of the generated tokens; call once generate returned."""
+        self._record(sequences)
+        return torch.stack(self.chosen, dim=1) if self.chosen else sequences.new_zeros((sequences.shape[0], 0), dtype=torch.float)
+
+
+class _FinishRecorder(StoppingCriteria):
+    """Ends a row at EOS or a stop string, and remembers at which new token it ended."""
+
+    def __init__(self, criteria: list[StoppingCriteria], prompt_len: int, batch: int, device: torch.device):
+        self.criteria = criteria
+        self.prompt_len = prompt_len
+        self.finished_at = torch.full((batch,), -1, dtype=torch.long, device=device)  # index of the last token
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
+        done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        for criterion in self.criteria:
+            done |= criterion(input_ids, scores, **kwargs)
+        newly = done & (self.finished_at < 0)
+        self.finished_at[newly] = input_ids.shape[1] - self.prompt_len - 1
+        return done
+
+
+class HFEngine:
+    """``RolloutEngine`` over a ``transformers`` causal LM.
+
+    Colocated with the trainer, the engine usually holds the policy module itself;
+    then its weights are always current and ``load_weights`` has nothing to copy.
+    """
+
+    def __init__(self, model: torch.nn.Module, tokenizer, *, batch_size: int = 256):
+        if tokenizer.eos_token_id is None:
+            raise ValueError("the tokenizer has no eos_token; set one so completions can end")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+    def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+        params = dict(self.model.named_parameters())
+        params.update(dict(self.model.named_buffers()))
+        with torch.no_grad():
+            for name, tensor in named_tensors:
+                if name not in params:
+                    raise KeyError(f"load_weights: the engine's model has no parameter {name!r}")
+                target = params[name]
+                if target.data_ptr() != tensor.data_ptr():
+                    target.copy_(tensor)
+
+    @torch.no_grad()
+    def generate(self, prompt_ids: Sequence[Sequence[int]], n: int, sampling: SamplingParams) -> Completions:
+        requests = [(i, list(p)) for i, p in enumerate(prompt_ids) for _ in range(n)]
+        out = Completions()
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            for start in range(0, len(requests), self.batch_size):
+                self._generate_chunk(requests[start : start + self.batch_size], sampling, out)
+        finally:
+            self.model.train(was_training)
+        return out
+
+    def _generate_chunk(self, requests: list[tuple[int, list[int]]], sampling: SamplingParams, out: Completions) -> None:
+        device = next(self.model.parameters()).device
+        width = max(len(p) for _, p in requests)
+        input_ids = torch.full((len(requests), width), self.pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(requests), width), dtype=torch.long)
+        for row, (_, prompt) in enumerate(requests):  # left padding
+            if not prompt:
+                raise ValueError("empty prompt: every prompt needs at least one token")
+            input_ids[row, width - len(prompt) :] = torch.tensor(prompt)
+            attention_mask[row, width - len(prompt) :] = 1
+        input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
+
+        eos_id = self.tokenizer.eos_token_id
+        criteria: list[StoppingCriteria] = [EosTokenCriteria(eos_token_id=eos_id)]
+        if sampling.stop:
+            criteria.append(StopStringCriteria(self.tokenizer, list(sampling.stop)))
+        recorder = _FinishRecorder(criteria, width, len(requests), device)
+        warper = _WarpAndRecord(sampling)
+        config = GenerationConfig(
+            do_sample=sampling.temperature > 0,
+            max_new_tokens=sampling.max_new_tokens,
+            # neutral values, so no default of the model's generation_config warps the scores again
+            temperature=1.0, top_k=0, top_p=1.0, min_p=None, typical_p=1.0, repetition_penalty=1.0,
+            no_repeat_ngram_size=0, epsilon_cutoff=0.0, eta_cutoff=0.0, num_beams=1,
+            eos_token_id=eos_id, pad_token_id=self.pad_id, use_cache=True,
+        )
+        sequences = self.model.generate(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            generation_config=config,
+            logits_processor=LogitsProcessorList([warper]),
+            stopping_criteria=StoppingCriteriaList([recorder]),
+        )
+        new_tokens = sequences[:, width:].cpu()  # (B, T)
+        logprobs = warper.finish(sequences).cpu()  # (B, T)
+        finished_at = recorder.finished_at.cpu()
+        for row, (prompt_index, _) in enumerate(requests):
+            end = int(finished_at[row])
+            length = end + 1 if end >= 0 else new_tokens.shape[1]
+            ids = new_tokens[row, :length].tolist()
+            out.prompt_index.append(prompt_index)
+            out.token_ids.append(ids)
+            out.logprobs.append(logprobs[row, :length].tolist())
+            out.text.append(self.tokenizer.decode(ids, skip_special_tokens=True))
+            out.finish_reason.append("stop" if end >= 0 else "length")

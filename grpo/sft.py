@@ -1,0 +1,89 @@
+"""Stage 1: supervised fine-tuning on a task's chain-of-thought demonstrations.
+
+The loss is the mean negative log-likelihood of the demonstration tokens (the
+prompt is context only), averaged over all completion tokens of the batch.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from grpo.checkpoint import rng_state, save_checkpoint
+from grpo.config import ConfigError, SFTConfig, dump_yaml
+from grpo.modeling import completion_logprobs, load_policy, make_optimizer, pack, set_threads
+from grpo.runlog import RunLog
+from tasks import get_task
+
+
+def demonstrations(task_name: str, tokenizer, max_length: int) -> list[tuple[list[int], list[int]]]:
+    """(prompt ids, completion ids + EOS) for every training row that fits ``max_length``."""
+    task = get_task(task_name)
+    if task.solution_field is None:
+        raise ConfigError(f"task {task_name!r} has no demonstrations; SFT needs a task with a solution field")
+    pairs = []
+    for row in task.load("train"):
+        prompt = tokenizer(task.prompt(row)).input_ids
+        completion = tokenizer(" " + row[task.solution_field]).input_ids + [tokenizer.eos_token_id]
+        if len(prompt) + len(completion) <= max_length:
+            pairs.append((prompt, completion))
+    if not pairs:
+        raise ConfigError(f"no demonstration of {task_name!r} fits max_length={max_length}; raise max_length")
+    return pairs
+
+
+def train_sft(cfg: SFTConfig, show_progress: bool = True) -> Path:
+    """Run SFT; returns the folder of the final checkpoint (a Hugging Face model folder)."""
+    set_threads(cfg.threads)
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    run_dir = Path(cfg.output_dir)
+    if (run_dir / "metrics.jsonl").is_file() and (run_dir / "metrics.jsonl").stat().st_size > 0:
+        raise ConfigError(f"output_dir {str(run_dir)!r} already holds a run; choose another --output-dir")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(dump_yaml(cfg))
+
+    model, tokenizer = load_policy(cfg.model)
+    model.train()
+    data = demonstrations(cfg.task, tokenizer, cfg.max_length)
+    optimizer, scheduler = make_optimizer(model, cfg.lr, cfg.weight_decay, schedule=cfg.schedule,
+                                          warmup_steps=cfg.warmup_steps, total_steps=cfg.steps)
+    log = RunLog(run_dir, tensorboard=False)
+    order: list[int] = []
+    rng = random.Random(cfg.seed)
+    bar = tqdm(range(1, cfg.steps + 1), desc="sft", disable=not show_progress, dynamic_ncols=True)
+    for step in bar:
+        t0 = time.perf_counter()
+        batch = []
+        while len(batch) < cfg.batch_size:  # walk through shuffled epochs
+            if not order:
+                order = list(range(len(data)))
+                rng.shuffle(order)
+            batch.append(data[order.pop()])
+        num_tokens = sum(len(c) for _, c in batch)
+        optimizer.zero_grad(set_to_none=True)
+        total_loss = 0.0
+        for start in range(0, len(batch), cfg.micro_batch_size):
+            micro = batch[start : start + cfg.micro_batch_size]
+            packed = pack([p for p, _ in micro], [c for _, c in micro], tokenizer.pad_token_id)
+            logprobs, _ = completion_logprobs(model, packed)
+            loss = -(logprobs * packed.completion_mask).sum() / num_tokens  # token-mean over the whole batch
+            loss.backward()
+            total_loss += loss.item()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm or float("inf"))
+        optimizer.step()
+        scheduler.step()
+        seconds = time.perf_counter() - t0
+        log.log(step, {"sft/loss": total_loss, "sft/grad_norm": float(grad_norm),
+                       "sft/lr": scheduler.get_last_lr()[0], "time/step": seconds,
+                       "sft/tokens_per_second": num_tokens / seconds})
+        bar.set_postfix(loss=f"{total_loss:.3f}")
+    state = {"step": cfg.steps, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+             "rng": rng_state()}
+    final = save_checkpoint(run_dir, cfg.steps, model, tokenizer, state, keep=1)
+    log.close()
+    return final

@@ -1,0 +1,327 @@
+"""The GRPO loop (DeepSeekMath, arXiv:2402.03300), read top to bottom.
+
+Each step: sample G completions for each of ``prompts_per_step`` prompts, score
+them with the task's verifier, turn rewards into group-normalised advantages,
+take ``num_iterations`` clipped policy-gradient steps on that batch, and hand the
+new weights to the rollout engine. DAPO (arXiv:2503.14476) and Dr. GRPO
+(arXiv:2503.20783) are settings of the same loop (see ``AlgoConfig``).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from grpo.advantages import group_advantages, zero_variance_groups
+from grpo.checkpoint import latest_checkpoint, load_trainer_state, rng_state, save_checkpoint, set_rng_state
+from grpo.config import ConfigError, ModelConfig, TrainConfig, dump_yaml
+from grpo.eval import evaluate
+from grpo.hf_engine import HFEngine
+from grpo.losses import loss_normalizers, policy_loss
+from grpo.modeling import completion_logprobs, load_policy, make_optimizer, pack, set_threads
+from grpo.plots import write_plots
+from grpo.rollout import RolloutEngine, SamplingParams
+from grpo.runlog import RunLog
+from tasks import Task, get_task
+from verifiers import Verdict, Verifier, get_verifier, verify_batch
+
+
+@dataclass
+class Rollout:
+    """Samples of whole groups (G consecutive samples share a prompt), scored."""
+
+    rows: list[Mapping[str, Any]] = field(default_factory=list)  # (B,) the task row of each sample
+    prompt_ids: list[list[int]] = field(default_factory=list)  # (B, P_i)
+    completion_ids: list[list[int]] = field(default_factory=list)  # (B, T_i)
+    sampler_logprobs: list[list[float]] = field(default_factory=list)  # (B, T_i)
+    texts: list[str] = field(default_factory=list)  # (B,)
+    finish_reason: list[str] = field(default_factory=list)  # (B,)
+    verdicts: list[Verdict] = field(default_factory=list)  # (B,)
+
+    def __len__(self) -> int:
+        return len(self.completion_ids)
+
+    def take(self, indices: list[int]) -> "Rollout":
+        return Rollout(*([getattr(self, f)[i] for i in indices] for f in self.__dataclass_fields__))
+
+    def extend(self, other: "Rollout") -> None:
+        for f in self.__dataclass_fields__:
+            getattr(self, f).extend(getattr(other, f))
+
+
+class PromptStream:
+    """Training prompts in shuffled epochs; position ``i`` is a pure function of (seed, i), so resume is exact."""
+
+    def __init__(self, size: int, seed: int):
+        self.size, self.seed = size, seed
+        self._epoch, self._order = -1, []
+
+    def take(self, start: int, count: int) -> list[int]:
+        out = []
+        for i in range(start, start + count):
+            epoch = i // self.size
+            if epoch != self._epoch:
+                self._order = list(range(self.size))
+                random.Random(f"{self.seed}/{epoch}").shuffle(self._order)
+                self._epoch = epoch
+            out.append(self._order[i % self.size])
+        return out
+
+
+def sample_and_verify(engine: RolloutEngine, rows: list[Mapping[str, Any]], prompt_ids: list[list[int]],
+                      group_size: int, sampling: SamplingParams, verifier: Verifier, timing: dict[str, float]) -> Rollout:
+    t0 = time.perf_counter()
+    completions = engine.generate(prompt_ids, group_size, sampling)
+    t1 = time.perf_counter()
+    sample_rows = [rows[i] for i in completions.prompt_index]
+    verdicts = verify_batch(verifier, completions.text, sample_rows)
+    t2 = time.perf_counter()
+    timing["generate"] += t1 - t0
+    timing["verify"] += t2 - t1
+    return Rollout(
+        rows=sample_rows,
+        prompt_ids=[list(prompt_ids[i]) for i in completions.prompt_index],
+        completion_ids=completions.token_ids,
+        sampler_logprobs=completions.logprobs,
+        texts=completions.text,
+        finish_reason=completions.finish_reason,
+        verdicts=verdicts,
+    )
+
+
+def policy_update(model: torch.nn.Module, ref_model: torch.nn.Module | None, batch: Rollout,
+                  advantages: torch.Tensor, sample_weight: torch.Tensor, cfg: TrainConfig, pad_id: int,
+                  optimizer: torch.optim.Optimizer, scheduler) -> dict[str, float]:
+    """``num_iterations`` optimizer steps on one batch, micro-batched; returns token-weighted metrics."""
+    a, o, temperature = cfg.algo, cfg.optim, cfg.rollout.temperature
+    B = len(batch)
+    full = pack(batch.prompt_ids, batch.completion_ids, pad_id)
+    mask = full.completion_mask * sample_weight[:, None]  # (B, T) masked-out samples drop from the loss
+    num_seqs, num_tokens = loss_normalizers(mask)  # full-batch normalizers: micro-batches sum to the batch loss
+    T = full.completion_ids.shape[1]
+    old_logprobs = torch.zeros((B, T))
+    for i, lp in enumerate(batch.sampler_logprobs):
+        old_logprobs[i, : len(lp)] = torch.tensor(lp)
+    micro_batches = [list(range(s, min(B, s + o.micro_batch_size))) for s in range(0, B, o.micro_batch_size)]
+
+    def packed(idx: list[int]):
+        return pack([batch.prompt_ids[i] for i in idx], [batch.completion_ids[i] for i in idx], pad_id)
+
+    ref_logprobs: list[torch.Tensor | None] = [None] * len(micro_batches)
+    if ref_model is not None:
+        with torch.no_grad():
+            ref_logprobs = [completion_logprobs(ref_model, packed(idx), temperature)[0] for idx in micro_batches]
+
+    sums: dict[str, float] = {}
+    weight = 0.0
+    grad_norms = []
+    for iteration in range(a.num_iterations):
+        optimizer.zero_grad(set_to_none=True)
+        for m, idx in enumerate(micro_batches):
+            mb = packed(idx)
+            Tm = mb.completion_ids.shape[1]
+            logprobs, entropy = completion_logprobs(model, mb, temperature, with_entropy=iteration == 0)  # (b, Tm)
+            mb_mask = mask[idx, :Tm]
+            loss, metrics = policy_loss(
+                logprobs, old_logprobs[idx, :Tm], advantages[idx], mb_mask,
+                clip_eps_low=a.clip_eps_low, clip_eps_high=a.clip_eps_high, loss_agg_mode=a.loss_agg_mode,
+                kl_coef=a.kl_coef, ref_logprobs=ref_logprobs[m],
+                num_seqs=num_seqs, num_tokens=num_tokens,
+                norm_constant=float(a.loss_norm_constant or cfg.rollout.max_new_tokens),
+            )
+            loss.backward()
+            if iteration == 0:  # metrics of the first pass: the policy that sampled the batch
+                w = metrics["num_tokens"]
+                weight += w
+                with torch.no_grad():
+                    real = mb_mask != 0
+                    extra = {
+                        "entropy": float(entropy[real].mean()) if real.any() else 0.0,
+                        "sampler_logprob_diff": float((logprobs.detach() - old_logprobs[idx, :Tm])[real].abs().mean())
+                        if real.any() else 0.0,
+                        "loss": float(loss) * num_tokens / max(w, 1.0),
+                    }
+                for key, value in {**metrics, **extra}.items():
+                    if key not in ("num_tokens", "ratio_max"):
+                        sums[key] = sums.get(key, 0.0) + value * w
+                sums["ratio_max"] = max(sums.get("ratio_max", 0.0), metrics["ratio_max"])
+        grad_norms.append(float(torch.nn.utils.clip_grad_norm_(model.parameters(), o.max_grad_norm or float("inf"))))
+        optimizer.step()
+        scheduler.step()
+    out = {f"loss/{k}": (v if k == "ratio_max" else v / max(weight, 1.0)) for k, v in sums.items()}
+    out["loss/loss"] = sums.get("loss", 0.0) / max(num_tokens, 1.0)
+    out["optim/grad_norm"] = float(np.mean(grad_norms))
+    out["optim/lr"] = scheduler.get_last_lr()[0]
+    return out
+
+
+def run_eval(engine: RolloutEngine, task: Task, rows: list[Mapping[str, Any]], prompt_ids: list[list[int]],
+             verifier: Verifier, cfg: TrainConfig) -> dict[str, float]:
+    e = cfg.eval
+    sampling = SamplingParams(temperature=e.temperature, max_new_tokens=e.max_new_tokens, stop=cfg.rollout.stop)
+    result = evaluate(engine, prompt_ids, rows, verifier, n=e.n, ks=e.ks, sampling=sampling)
+    return {f"eval/{k}": v for k, v in result.summary().items()}
+
+
+def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) -> Path:
+    """Run GRPO as configured; returns the run folder."""
+    set_threads(cfg.threads)
+    run_dir = Path(cfg.output_dir)
+    checkpoint = latest_checkpoint(run_dir) if resume else None
+    if resume and checkpoint is None:
+        raise ConfigError(f"--resume: {run_dir}/checkpoints holds no complete checkpoint; start without --resume")
+    if not resume and (run_dir / "metrics.jsonl").is_file() and (run_dir / "metrics.jsonl").stat().st_size > 0:
+        raise ConfigError(f"output_dir {str(run_dir)!r} already holds a run; pass --resume to continue it, "
+                          "or choose another --output-dir")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(dump_yaml(cfg))
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+
+    # policy, reference, task, verifier, engine, optimizer
+    policy_cfg = cfg.model if checkpoint is None else ModelConfig(**{**cfg.model.__dict__, "path": str(checkpoint)})
+    model, tokenizer = load_policy(policy_cfg)
+    model.train()
+    ref_model = None
+    if cfg.algo.kl_coef > 0:  # the frozen reference is loaded only when the KL term is on
+        ref_model, _ = load_policy(cfg.model)
+        ref_model.eval().requires_grad_(False)
+    task = get_task(cfg.task)
+    verifier = get_verifier(cfg.verifier or task.verifier)
+    train_rows = task.load("train")
+    stream = PromptStream(len(train_rows), cfg.seed)
+    prompt_cache: dict[int, list[int]] = {}
+    heldout = task.load("test")[: cfg.eval.problems]
+    heldout_ids = [tokenizer(task.prompt(r)).input_ids for r in heldout]
+    engine = HFEngine(model, tokenizer, batch_size=cfg.rollout.batch_size)
+    optimizer, scheduler = make_optimizer(
+        model, cfg.optim.lr, cfg.optim.weight_decay, (cfg.optim.beta1, cfg.optim.beta2),
+        cfg.optim.schedule, cfg.optim.warmup_steps, cfg.steps * cfg.algo.num_iterations,
+    )
+    start_step, prompts_consumed = 0, 0
+    if checkpoint is not None:
+        state = load_trainer_state(checkpoint)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+        start_step, prompts_consumed = state["step"], state["prompts_consumed"]
+    log = RunLog(run_dir, resume_step=start_step if resume else None)
+    r, a = cfg.rollout, cfg.algo
+    sampling = SamplingParams(temperature=r.temperature, top_p=r.top_p, top_k=r.top_k,
+                              max_new_tokens=r.max_new_tokens, stop=r.stop)
+    G, P = a.group_size, a.prompts_per_step
+
+    bar = tqdm(range(start_step + 1, cfg.steps + 1), desc="grpo", disable=not show_progress, dynamic_ncols=True,
+               initial=start_step, total=cfg.steps)
+    for step in bar:
+        t_step = time.perf_counter()
+        timing = {"generate": 0.0, "verify": 0.0, "update": 0.0, "sync": 0.0}
+
+        # 1. sample and 2. verify (dynamic sampling keeps only groups with a learning signal)
+        sampled, batch = Rollout(), Rollout()
+        rounds = groups_kept = 0
+        while groups_kept < P and rounds < (a.max_sampling_rounds if a.dynamic_sampling else 1):
+            rounds += 1
+            need = P - groups_kept
+            indices = stream.take(prompts_consumed, need)
+            prompts_consumed += need
+            for i in indices:
+                if i not in prompt_cache:
+                    prompt_cache[i] = tokenizer(task.prompt(train_rows[i])).input_ids
+            rollout = sample_and_verify(engine, [train_rows[i] for i in indices], [prompt_cache[i] for i in indices],
+                                        G, sampling, verifier, timing)
+            sampled.extend(rollout)
+            keep = range(need)
+            if a.dynamic_sampling:
+                rewards = torch.tensor([v.reward for v in rollout.verdicts])
+                valid = torch.tensor([v.status != "unverifiable" for v in rollout.verdicts])
+                keep = [g for g, flat in enumerate(zero_variance_groups(rewards, G, valid).tolist()) if not flat]
+            batch.extend(rollout.take([g * G + j for g in keep for j in range(G)]))
+            groups_kept += len(keep)
+
+        # 3. advantages
+        rewards = torch.tensor([v.reward for v in batch.verdicts], dtype=torch.float)  # (B,)
+        valid = torch.tensor([not (a.mask_unverifiable and v.status == "unverifiable") for v in batch.verdicts])
+        advantages = group_advantages(rewards, G, std_scaling=a.std_scaling, std_scope=a.std_scope, valid=valid)
+        sample_weight = valid.float()
+        if a.mask_truncated:
+            sample_weight *= torch.tensor([f != "length" for f in batch.finish_reason], dtype=torch.float)
+
+        # 4. update
+        t0 = time.perf_counter()
+        update_metrics: dict[str, float] = {}
+        if len(batch) > 0:
+            update_metrics = policy_update(model, ref_model, batch, advantages, sample_weight, cfg,
+                                           tokenizer.pad_token_id, optimizer, scheduler)
+        timing["update"] = time.perf_counter() - t0
+
+        # 5. sync: a colocated HF engine holds the policy module itself, so only other engines copy weights
+        t0 = time.perf_counter()
+        if getattr(engine, "model", None) is not model:
+            engine.load_weights(model.named_parameters())
+        timing["sync"] = time.perf_counter() - t0
+
+        # log, evaluate, checkpoint
+        metrics = step_metrics(sampled, G, rounds, len(batch) // G)
+        metrics.update(update_metrics)
+        metrics.update({f"time/{k}": v for k, v in timing.items()})
+        if heldout and ((cfg.eval.every and step % cfg.eval.every == 0) or step == cfg.steps):
+            t0 = time.perf_counter()
+            metrics.update(run_eval(engine, task, heldout, heldout_ids, verifier, cfg))
+            metrics["time/eval"] = time.perf_counter() - t0
+        metrics["time/step"] = time.perf_counter() - t_step
+        log.log(step, metrics)
+        log.samples(step, sample_rows(batch, advantages, cfg.log_samples, tokenizer, task))
+        if step % cfg.save_every == 0 or step == cfg.steps:
+            state = {"step": step, "prompts_consumed": prompts_consumed, "optimizer": optimizer.state_dict(),
+                     "scheduler": scheduler.state_dict(), "rng": rng_state()}
+            save_checkpoint(run_dir, step, model, tokenizer, state, keep=cfg.keep_checkpoints)
+        bar.set_postfix(reward=f"{metrics['reward/mean']:.3f}", acc=f"{metrics['reward/accuracy']:.3f}")
+    log.close()
+    write_plots(run_dir)
+    return run_dir
+
+
+def step_metrics(sampled: Rollout, group_size: int, rounds: int, groups_in_batch: int) -> dict[str, float]:
+    """Reward, accuracy and length statistics over everything sampled this step."""
+    rewards = torch.tensor([v.reward for v in sampled.verdicts], dtype=torch.float)
+    statuses = [v.status for v in sampled.verdicts]
+    valid = torch.tensor([s != "unverifiable" for s in statuses])
+    lengths = torch.tensor([len(c) for c in sampled.completion_ids], dtype=torch.float)
+    n = max(1, len(sampled))
+    return {
+        "reward/mean": float(rewards.mean()),
+        "reward/std": float(rewards.std()) if len(rewards) > 1 else 0.0,
+        "reward/accuracy": statuses.count("correct") / n,
+        "reward/unverifiable_rate": statuses.count("unverifiable") / n,
+        "reward/zero_variance_groups": float(zero_variance_groups(rewards, group_size, valid).float().mean()),
+        "completion/length_mean": float(lengths.mean()),
+        "completion/length_max": float(lengths.max()),
+        "completion/truncation_rate": sampled.finish_reason.count("length") / n,
+        "batch/sampling_rounds": rounds,
+        "batch/groups": groups_in_batch,
+    }
+
+
+def sample_rows(batch: Rollout, advantages: torch.Tensor, count: int, tokenizer, task: Task) -> list[dict[str, Any]]:
+    return [
+        {
+            "prompt": tokenizer.decode(batch.prompt_ids[i], skip_special_tokens=True),
+            "completion": batch.texts[i],
+            "answer": batch.rows[i].get(task.answer_field),
+            "reward": batch.verdicts[i].reward,
+            "status": batch.verdicts[i].status,
+            "reason": batch.verdicts[i].reason,
+            "finish_reason": batch.finish_reason[i],
+            "advantage": float(advantages[i]),
+        }
+        for i in range(min(count, len(batch)))
+    ]

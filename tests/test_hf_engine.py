@@ -1,0 +1,98 @@
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from grpo.hf_engine import HFEngine
+from grpo.modeling import completion_logprobs, pack
+from grpo.rollout import SamplingParams
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model_dir):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    return HFEngine(model, tokenizer, batch_size=16)
+
+
+def prompts(engine, texts=("Question: What is 1 + 2?\nAnswer:", "Question: 7?\nAnswer:", "Q")):
+    return [engine.tokenizer(t).input_ids for t in texts]  # different lengths: left padding matters
+
+
+def test_groups_and_shapes(engine):
+    torch.manual_seed(0)
+    out = engine.generate(prompts(engine), 5, SamplingParams(max_new_tokens=12))
+    assert len(out) == 15
+    assert out.prompt_index == [0] * 5 + [1] * 5 + [2] * 5
+    for ids, lps, reason, text in zip(out.token_ids, out.logprobs, out.finish_reason, out.text):
+        assert len(ids) == len(lps) >= 1
+        assert all(lp <= 0 for lp in lps)
+        if reason == "length":
+            assert len(ids) == 12 and engine.tokenizer.eos_token_id not in ids
+        else:
+            assert ids[-1] == engine.tokenizer.eos_token_id and engine.tokenizer.eos_token_id not in ids[:-1]
+        assert text == engine.tokenizer.decode(ids, skip_special_tokens=True)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_sampler_logprobs_match_a_full_forward(engine, temperature):
+    """The logprobs recorded while sampling (KV cache, left padding, chunks) equal a fresh forward pass."""
+    torch.manual_seed(1)
+    p = prompts(engine)
+    out = engine.generate(p, 4, SamplingParams(temperature=temperature, max_new_tokens=10))
+    batch = pack([p[i] for i in out.prompt_index], out.token_ids, engine.pad_id)
+    with torch.no_grad():
+        recomputed, _ = completion_logprobs(engine.model, batch, temperature)
+    for row, lps in enumerate(out.logprobs):
+        assert torch.allclose(recomputed[row, : len(lps)], torch.tensor(lps), atol=1e-4)
+
+
+def test_top_k_one_is_greedy_and_certain(engine):
+    p = prompts(engine)
+    greedy = engine.generate(p, 1, SamplingParams(temperature=0.0, max_new_tokens=8))
+    torch.manual_seed(2)
+    top1 = engine.generate(p, 3, SamplingParams(temperature=1.0, top_k=1, max_new_tokens=8))
+    tiny_p = engine.generate(p, 3, SamplingParams(temperature=1.0, top_p=1e-6, max_new_tokens=8))
+    for i in range(len(top1)):
+        assert top1.token_ids[i] == greedy.token_ids[top1.prompt_index[i]]
+        assert tiny_p.token_ids[i] == greedy.token_ids[tiny_p.prompt_index[i]]
+        assert all(lp == 0.0 for lp in top1.logprobs[i])  # a one-token distribution has probability 1
+
+
+def test_stop_strings_end_completions(engine):
+    torch.manual_seed(3)
+    free = engine.generate(prompts(engine), 8, SamplingParams(max_new_tokens=16))
+    # pick a stop string (an ASCII letter or digit) that the free-running samples do produce
+    stop = next(ch for t in free.text for ch in t if ch.isascii() and ch.isalnum())
+    torch.manual_seed(3)
+    out = engine.generate(prompts(engine), 8, SamplingParams(max_new_tokens=16, stop=(stop,)))
+    stopped = 0
+    for ids, text, reason in zip(out.token_ids, out.text, out.finish_reason):
+        if stop in text:
+            assert reason == "stop"
+            # nothing after the token that completed the stop string
+            assert stop in engine.tokenizer.decode(ids, skip_special_tokens=True)
+            assert stop not in engine.tokenizer.decode(ids[:-1], skip_special_tokens=True)
+            stopped += 1
+        else:
+            assert reason == "length" or ids[-1] == engine.tokenizer.eos_token_id
+    assert stopped > 0
+
+
+def test_load_weights_changes_samples(tiny_model_dir, engine):
+    other = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    with torch.no_grad():
+        for param in other.parameters():
+            param.add_(torch.randn_like(param) * 0.5)
+    target = HFEngine(AutoModelForCausalLM.from_pretrained(tiny_model_dir), engine.tokenizer)
+    target.load_weights(other.named_parameters())
+    for (name, a), (_, b) in zip(target.model.named_parameters(), other.named_parameters()):
+        assert torch.equal(a, b), name
+    with pytest.raises(KeyError, match="no parameter"):
+        target.load_weights([("not.a.param", torch.zeros(1))])
+
+
+def test_sampling_params_validate():
+    with pytest.raises(ValueError, match="top_p"):
+        SamplingParams(top_p=0.0)
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        SamplingParams(max_new_tokens=0)

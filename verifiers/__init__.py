@@ -1,0 +1,7 @@
+"""Verifiers: plain functions ``(completion, example) -> Verdict``, found by name."""
+
+from verifiers.types import VERDICT_STATUSES, Verdict, Verifier
+from verifiers.registry import available_verifiers, get_verifier, register, verify_batch
+from verifiers import arithmetic as _arithmetic  # noqa: F401  (registers built-ins)
+
+__all__ = ["VERDICT_STATUSES", "Verdict", "Verifier", "available_verifiers", "get_verifier", "register", "verify_batch"]
