@@ -1,0 +1,1070 @@
+"""The worker ("zygote") that runs INSIDE the sandbox.
+
+This file is not imported by the trusted side: its source is handed to a fresh interpreter as
+``python -I -S -B -c <this source> MODE CTRL_FD WORKDIR UID FRESH DISK_MB INODES PRELOAD`` inside
+bubblewrap (or, with the explicitly unsafe isolation ``none``, directly on the host). It uses
+the standard library only - and as little of it as it can, because everything the zygote has in
+memory is copied into (and torn down from) every program's process.
+
+Design ("ns" mode, inside bwrap, where the zygote is pid 1 and holds CAP_SYS_ADMIN in the
+sandbox's own user namespace, nothing more):
+  * at start: a mount namespace of its own with fresh tmpfs mounts on /sandbox, /tmp, /dev/shm;
+    a seccomp filter (inherited by every program); interpreter warm-up; gc.freeze().
+  * per job: the program's main.py is copied into /sandbox by the kernel (sendfile: the zygote
+    never reads a program); then one clone(CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS) creates
+    the program's process X, pid 1 of a new pid namespace. X sets its rlimits, drops every
+    capability, writes SETUP_OK and runs the program (in-process by default, or by exec of the
+    interpreter). The zygote enforces the deadline and the memory limit, obeys kill requests, and
+    when X is gone (which kills everything left in its pid namespace, setsid daemons included)
+    empties the writable dirs, so nothing survives to the next program.
+
+Protocol on the control socket (SOCK_SEQPACKET; little-endian structs):
+  parent -> zygote: JOB  = B op=1, JOB_FMT fields, + SCM_RIGHTS [payload, stdin, stdout, stderr]
+                    KILL = B op=2, q job id            EXIT = B op=3
+  zygote -> parent: READY = B op=10, "key=value" lines  FATAL = B op=11, text
+                    DONE  = B op=12, DONE_FMT fields, error text
+"""
+
+import ctypes
+import errno
+import gc
+import os
+import resource
+import select
+import struct
+import sys
+import time
+import _signal
+import _socket
+
+(MODE, CTRL_FD, WORKDIR, SANDBOX_ID, FRESH, DEFAULT_DISK_MB, INODES, PRELOAD) = (
+    sys.argv[1:9] if len(sys.argv) >= 9 else ["ns", "3", "/sandbox", "65534", "0", "64", "16384", ""])
+CTRL_FD, SANDBOX_ID, DEFAULT_DISK_MB, INODES = int(CTRL_FD), int(SANDBOX_ID), int(DEFAULT_DISK_MB), int(INODES)
+FRESH = FRESH == "1"
+
+OP_JOB, OP_KILL, OP_EXIT, OP_READY, OP_FATAL, OP_DONE = 1, 2, 3, 10, 11, 12
+JOB_FMT = "<qdqqqqqqq?"   # id, timeout_s, memory_mb, cpu_s, max_file_bytes, disk_mb, max_open_files,
+#                           max_processes, payload size, has_files
+DONE_FMT = "<qiidqB"      # id, wait status (-1: none), killed, cpu seconds, max rss KiB, flags
+KILLED_NONE, KILLED_TIMEOUT, KILLED_MEMORY, KILLED_REQUEST = 0, 1, 2, 3
+FLAG_MEMERR, FLAG_SETUP_ERROR = 1, 2
+SETUP_OK = b"S"      # written on the flag pipe once setup is complete, just before program code runs
+MEMORY_ERROR = b"M"  # written by the top-level handler on an uncaught MemoryError
+SIGKILL, SIGCHLD, SIGPIPE = 9, 17, 13
+
+# --------------------------------------------------------------------------------------------
+# Low-level bindings
+# --------------------------------------------------------------------------------------------
+libc = ctypes.CDLL(None, use_errno=True)
+libc_gil = ctypes.PyDLL(None, use_errno=True)  # calls that must keep the GIL (raw clone)
+
+MACHINE = os.uname().machine
+if MACHINE == "x86_64":
+    SYS = dict(clone=56, clone3=435, ioctl=16, unshare=272, setns=308, pivot_root=155, chroot=161,
+               move_mount=429, open_tree=428, fsopen=430, fsconfig=431, fsmount=432, fspick=433,
+               mount_setattr=442, keyctl=250, add_key=248, request_key=249, bpf=321,
+               perf_event_open=298, userfaultfd=323, io_uring_setup=425, io_uring_enter=426,
+               io_uring_register=427, ptrace=101, kexec_load=246, kexec_file_load=320,
+               init_module=175, finit_module=313, delete_module=176, acct=163, swapon=167,
+               swapoff=168, reboot=169, syslog=103, open_by_handle_at=304, name_to_handle_at=303,
+               quotactl=179, vhangup=153, process_vm_writev=311, lookup_dcookie=212,
+               capset=126, seccomp=317, gettid=186, socket=41)
+    AUDIT_ARCH = 0xC000003E
+elif MACHINE in ("aarch64", "arm64"):
+    SYS = dict(clone=220, clone3=435, ioctl=29, unshare=97, setns=268, pivot_root=41, chroot=51,
+               move_mount=429, open_tree=428, fsopen=430, fsconfig=431, fsmount=432, fspick=433,
+               mount_setattr=442, keyctl=219, add_key=217, request_key=218, bpf=280,
+               perf_event_open=241, userfaultfd=282, io_uring_setup=425, io_uring_enter=426,
+               io_uring_register=427, ptrace=117, kexec_load=104, kexec_file_load=294,
+               init_module=105, finit_module=273, delete_module=106, acct=89, swapon=224,
+               swapoff=225, reboot=142, syslog=116, open_by_handle_at=265, name_to_handle_at=264,
+               quotactl=60, vhangup=58, process_vm_writev=271, lookup_dcookie=18,
+               capset=91, seccomp=277, gettid=178, socket=198)
+    AUDIT_ARCH = 0xC00000B7
+else:  # other architectures: no seccomp layer, no raw clone (the slower fork path is used)
+    SYS = {}
+    AUDIT_ARCH = None
+
+CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC = 0x20000, 0x2000000, 0x4000000, 0x8000000
+CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWTIME = 0x10000000, 0x20000000, 0x40000000, 0x80
+CLONE_PIDFD = 0x1000
+# Per program: new pid (pid 1 kills everything on exit), ipc (no SysV/mqueue leftovers) and uts.
+NS_FLAGS = CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
+# Never allowed after start-up, for anyone: a new user namespace would give a program
+# capabilities; the others are not needed and widen the kernel's surface.
+FORBIDDEN_NS = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWCGROUP | CLONE_NEWTIME
+
+MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_REC, MS_PRIVATE = 2, 4, 32, 16384, 1 << 18
+MNT_DETACH = 2
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_SECCOMP = 1, 4, 24, 22
+PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT = 36, 38, 47
+TIOCSTI, TIOCLINUX = 0x5412, 0x541C
+
+libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+libc.pthread_self.restype = ctypes.c_void_p
+libc_gil.syscall.restype = ctypes.c_long
+
+
+def _check(ret, what):
+    if ret != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"{what}: {os.strerror(e)}")
+
+
+def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0, what="prctl"):
+    _check(libc.prctl(option, arg2, arg3, arg4, arg5), what)
+
+
+def mount(source, target, fstype, flags, data=None):
+    _check(libc.mount(source and source.encode(), target.encode(), fstype and fstype.encode(),
+                      flags, data and data.encode()), f"mount {fstype or ''} on {target}")
+
+
+def format_exc():
+    import traceback  # only on error paths: the zygote stays small
+    return traceback.format_exc(limit=6)
+
+
+# --- raw clone -------------------------------------------------------------------------------
+TID_OFFSET = None  # where this C library keeps the calling thread's tid in its thread descriptor
+
+
+def gettid():
+    return libc.syscall(SYS["gettid"])
+
+
+def calibrate_tid_offset():
+    """Find the tid field of glibc's thread descriptor, so a raw clone() child can fix it.
+
+    fork() in the C library updates that field in the child; a raw clone syscall does not, and a
+    stale value would confuse raise(), pthread_kill() and recursive locks. The field is the offset
+    that holds our tid here and, in a fork()ed child, the child's tid. None if not unambiguous.
+    """
+    base = libc.pthread_self()
+    tid = gettid()
+    if not base or tid <= 0:
+        return None
+    cands = [off for off in range(0, 1024, 4) if ctypes.c_int.from_address(base + off).value == tid]
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        new = gettid()
+        found = [off for off in cands if ctypes.c_int.from_address(base + off).value == new]
+        os.write(w, ",".join(map(str, found)).encode())
+        os._exit(0)
+    os.close(w)
+    raw = read_all(r)
+    os.close(r)
+    os.waitpid(pid, 0)
+    found = [int(x) for x in raw.split(b",") if x]
+    return found[0] if len(found) == 1 else None
+
+
+_pidfd_box = ctypes.c_int(-1)
+_ZERO = ctypes.c_ulong(0)
+_CLONE_ARGS = {}
+USE_CLONE_PIDFD = True
+TID_CELL = None  # ctypes view of the tid field, set once TID_OFFSET is known
+from _thread import get_native_id  # noqa: E402  (the gettid syscall)
+
+
+def clone_fork(flags):
+    """fork() that also creates new namespaces for the child (pid 1 of a new pid namespace).
+
+    The raw clone syscall; the child then corrects the C library's cached tid. The interpreter's
+    fork hooks (PyOS_BeforeFork/AfterFork_*) are not needed: they re-initialise locks that other
+    threads might hold, and the zygote never has another thread (checked at start-up), holds no
+    lock here and registers no at-fork callbacks. Returns (pid, pidfd or None); (0, None) in the
+    child.
+    """
+    global USE_CLONE_PIDFD
+    extra = CLONE_PIDFD if USE_CLONE_PIDFD else 0
+    args = _CLONE_ARGS.get(flags | extra)
+    if args is None:  # built once: the fewer objects made per call, the fewer pages copied
+        args = _CLONE_ARGS[flags | extra] = (ctypes.c_long(SYS["clone"]), ctypes.c_ulong(flags | extra | SIGCHLD),
+                                             _ZERO, ctypes.byref(_pidfd_box), _ZERO, _ZERO)
+    pid = libc_gil.syscall(*args)
+    if pid == 0:
+        TID_CELL.value = get_native_id()  # the C library's cached tid, for this new thread
+        return 0, None
+    err = ctypes.get_errno()
+    if pid < 0:
+        if extra and err == errno.EINVAL:  # kernel without CLONE_PIDFD (< 5.2)
+            USE_CLONE_PIDFD = False
+            return clone_fork(flags)
+        raise OSError(err, f"clone: {os.strerror(err)}")
+    return pid, (_pidfd_box.value if extra else None)
+
+
+# --- capabilities ---------------------------------------------------------------------------
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+_CAP_HEADER = _CapHeader(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
+_CAP_DATA = (_CapData * 2)()              # all zero: no capability at all
+_CAP_HEADER_REF, _CAP_DATA_REF = ctypes.byref(_CAP_HEADER), ctypes.byref(_CAP_DATA)
+
+
+def _cap_eff():
+    with open("/proc/self/status", "rb") as f:
+        for line in f:
+            if line.startswith(b"CapEff:"):
+                return int(line.split()[1], 16)
+    return 0
+
+
+def drop_capabilities():
+    """Empty the ambient, effective, permitted and inheritable capability sets (and the
+    bounding set when we may)."""
+    if HAVE_SETPCAP:
+        for cap in range(64):
+            if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+                break
+    # (The ambient set empties itself when the permitted and inheritable sets are emptied.)
+    _check(libc.syscall(SYS["capset"], _CAP_HEADER_REF, _CAP_DATA_REF), "capset")
+
+
+# --- seccomp -------------------------------------------------------------------------------
+BPF_LD_W_ABS, BPF_JEQ, BPF_JGE, BPF_JSET, BPF_RET = 0x20, 0x15, 0x35, 0x45, 0x06
+RET_ALLOW, RET_KILL_PROCESS = 0x7FFF0000, 0x80000000
+RET_EPERM = 0x00050000 | errno.EPERM
+RET_ENOSYS = 0x00050000 | errno.ENOSYS
+RET_EAFNOSUPPORT = 0x00050000 | errno.EAFNOSUPPORT
+SOCKET_FAMILIES = (1, 2, 10, 16)  # AF_UNIX, AF_INET, AF_INET6, AF_NETLINK (no vsock, packet, alg...)
+BLOCKED = ["setns", "pivot_root", "chroot", "move_mount", "open_tree", "fsopen", "fsconfig",
+           "fsmount", "fspick", "mount_setattr", "keyctl", "add_key", "request_key", "bpf",
+           "perf_event_open", "userfaultfd", "io_uring_setup", "io_uring_enter",
+           "io_uring_register", "ptrace", "kexec_load", "kexec_file_load", "init_module",
+           "finit_module", "delete_module", "acct", "swapon", "swapoff", "reboot", "syslog",
+           "open_by_handle_at", "name_to_handle_at", "quotactl", "vhangup", "process_vm_writev",
+           "lookup_dcookie"]
+
+
+def seccomp_program():
+    """The filter the zygote installs on itself at start; every program inherits it.
+
+    Denied (EPERM): the syscalls in BLOCKED; clone()/unshare() with a new user (or mount, net,
+    cgroup, time) namespace - without a user namespace a program can never get a capability;
+    TIOCSTI/TIOCLINUX ioctls. socket() of any family but unix, inet, inet6 and netlink fails
+    with EAFNOSUPPORT (vsock, which no network namespace confines, in particular). clone3 answers ENOSYS so the C library falls back to clone().
+    mount()/umount2() stay available to the zygote and need CAP_SYS_ADMIN, which programs drop.
+    """
+    ins = []
+
+    def op(code, k, jt=0, jf=0):
+        ins.append((code, jt, jf, k))
+
+    op(BPF_LD_W_ABS, 4)                       # arch
+    op(BPF_JEQ, AUDIT_ARCH, 1, 0)
+    op(BPF_RET, RET_KILL_PROCESS)
+    op(BPF_LD_W_ABS, 0)                       # nr
+    if MACHINE == "x86_64":
+        op(BPF_JGE, 0x40000000, 0, 1)         # x32 ABI
+        op(BPF_RET, RET_EPERM)
+    for name in BLOCKED:
+        op(BPF_JEQ, SYS[name], 0, 1)
+        op(BPF_RET, RET_EPERM)
+    op(BPF_JEQ, SYS["clone3"], 0, 1)
+    op(BPF_RET, RET_ENOSYS)
+    for name in ("clone", "unshare"):
+        op(BPF_JEQ, SYS[name], 0, 3)
+        op(BPF_LD_W_ABS, 16)                  # args[0] (flags), low 32 bits
+        op(BPF_JSET, FORBIDDEN_NS, 0, 1)
+        op(BPF_RET, RET_EPERM)
+        op(BPF_LD_W_ABS, 0)
+    op(BPF_JEQ, SYS["socket"], 0, 6)          # socket(): only unix, inet, inet6, netlink
+    op(BPF_LD_W_ABS, 16)                      # args[0] (domain)
+    for i, family in enumerate(SOCKET_FAMILIES):
+        op(BPF_JEQ, family, len(SOCKET_FAMILIES) - i, 0)
+    op(BPF_RET, RET_EAFNOSUPPORT)
+    op(BPF_LD_W_ABS, 0)
+    op(BPF_JEQ, SYS["ioctl"], 0, 4)
+    op(BPF_LD_W_ABS, 24)                      # args[1] (request), low 32 bits
+    op(BPF_JEQ, TIOCSTI, 1, 0)
+    op(BPF_JEQ, TIOCLINUX, 0, 1)
+    op(BPF_RET, RET_EPERM)
+    op(BPF_RET, RET_ALLOW)
+    return ins
+
+
+class _FProg(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def install_seccomp():
+    """Load the filter (no_new_privs first, as the kernel requires).
+
+    SPEC_ALLOW: do not also turn on the speculative-store-bypass mitigation, which would slow the
+    interpreter down severalfold and protects nothing here (it guards a process's memory against
+    the same process).
+    """
+    if AUDIT_ARCH is None:
+        return False
+    prog = seccomp_program()
+    buf = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in prog))
+    fprog = _FProg(len(prog), ctypes.cast(buf, ctypes.c_void_p))
+    prctl(PR_SET_NO_NEW_PRIVS, 1, what="no_new_privs")
+    ret = libc.syscall(SYS["seccomp"], 1, 4, ctypes.byref(fprog))  # SET_MODE_FILTER, FLAG_SPEC_ALLOW
+    if ret != 0 and ctypes.get_errno() == errno.EINVAL:             # kernel < 4.17
+        ret = libc.syscall(SYS["seccomp"], 1, 0, ctypes.byref(fprog))
+    _check(ret, "seccomp")
+    return True
+
+
+# --------------------------------------------------------------------------------------------
+# Messages and small helpers
+# --------------------------------------------------------------------------------------------
+ctrl = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET, 0, CTRL_FD)
+_ANC_SPACE = _socket.CMSG_SPACE(8 * 4)
+
+
+def recv_msg():
+    """(bytes, [fds]) of the next message from the parent; (b"", []) when it is gone."""
+    data, anc, _flags, _addr = ctrl.recvmsg(65536, _ANC_SPACE)
+    fds = []
+    for level, kind, payload in anc:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            n = len(payload) // 4
+            fds.extend(struct.unpack(f"{n}i", payload[:n * 4]))
+    return data, fds
+
+
+def send_text(op, text):
+    ctrl.send(bytes([op]) + text.encode("utf-8", "replace")[-8000:])
+
+
+def write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def read_all(fd):
+    chunks = []
+    while True:
+        b = os.read(fd, 65536)
+        if not b:
+            return b"".join(chunks)
+        chunks.append(b)
+
+
+# --------------------------------------------------------------------------------------------
+# X: the program's process
+# --------------------------------------------------------------------------------------------
+def program_process(plan, fds, flag_w):
+    """Set up the freshly created process and run the program in it. Never returns.
+
+    Kept to few, simple calls: every object this touches is a page copied (copy-on-write) from
+    the zygote, which is most of a run's cost. Anything that fails before SETUP_OK is written is a
+    sandbox failure, reported as such.
+    """
+    payload_fd, stdin_fd, out_fd, err_fd = fds
+    try:
+        if MODE == "ns":
+            libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)  # the program may read its own /proc/self
+        else:
+            os.setsid()
+        if plan[3]:
+            source = write_files(plan[1], read_all(payload_fd))
+        else:
+            source = os.pread(payload_fd, plan[4], 0)
+        os.dup2(stdin_fd, 0)
+        os.dup2(out_fd, 1)
+        os.dup2(err_fd, 2)
+        os.dup2(flag_w, 3, inheritable=False)
+        os.closerange(4, 1 << 20)
+        setrlimit = resource.setrlimit
+        for res, soft, hard in plan[0]:
+            setrlimit(res, (soft, hard))
+        os.chdir(plan[1])
+        os.umask(0o022)
+        fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)  # if memory runs out, kill programs first
+        os.write(fd, b"1000")
+        os.close(fd)
+        if MODE == "ns":
+            drop_capabilities()
+        elif os.geteuid() == 0 and SANDBOX_ID >= 0:  # unsafe mode started as root: at least stop being root
+            os.setgroups([])
+            os.setresgid(SANDBOX_ID, SANDBOX_ID, SANDBOX_ID)
+            os.setresuid(SANDBOX_ID, SANDBOX_ID, SANDBOX_ID)
+        os.write(3, SETUP_OK)
+    except BaseException:
+        try:
+            os.write(flag_w, b"E" + format_exc().encode()[-4000:])
+        except BaseException:
+            pass
+        os._exit(125)
+    # ---- from here on, everything is the program's doing ----
+    try:
+        if FRESH:
+            os.execve(sys.executable, [sys.executable, "-E", "-s", "main.py"], {})
+        code = run_in_process(source, plan[2])
+    except BaseException:
+        code = 1
+    os._exit(code)
+
+
+def write_files(workdir, payload):
+    """The slow path, for jobs with extra files: returns the program's source.
+
+    Payload: u32 count, then per file u32 name length, name, u64 size, content; the first file
+    is main.py.
+    """
+    count, = struct.unpack_from("<I", payload, 0)
+    pos = 4
+    source = b""
+    for i in range(count):
+        n, = struct.unpack_from("<I", payload, pos)
+        name = payload[pos + 4:pos + 4 + n].decode("utf-8", "surrogateescape")
+        size, = struct.unpack_from("<Q", payload, pos + 4 + n)
+        content = payload[pos + 12 + n:pos + 12 + n + size]
+        pos += 12 + n + size
+        if i == 0:
+            source = content
+        path = os.path.normpath(os.path.join(workdir, name))
+        if not path.startswith(workdir + "/"):
+            raise ValueError(f"file name escapes the working dir: {name!r}")
+        parent = os.path.dirname(path)
+        if parent != workdir:
+            os.makedirs(parent, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        try:
+            write_all(fd, content)
+        finally:
+            os.close(fd)
+    return source
+
+
+def run_in_process(source, main_path):
+    """Behave like `python main.py` as closely as possible, in this (forked) interpreter.
+
+    The interpreter's own std streams are reused: fds 0-2 now are the program's, and the zygote
+    never read or wrote them (UTF-8 mode: utf-8/surrogateescape, stdout block-buffered).
+    """
+    mod = ModuleType("__main__")
+    mod.__file__ = main_path
+    mod.__builtins__ = __builtins__
+    mod.__cached__ = None
+    sys.modules["__main__"] = mod
+    sys.argv[:] = ARGV
+    sys.path[:] = [main_path[:-8]] + STDLIB_PATH  # the script's dir first, as for `python main.py`
+    code = 0
+    try:
+        compiled = compile(source, main_path, "exec", dont_inherit=True)
+        del source
+        exec(compiled, mod.__dict__)
+    except SystemExit as e:
+        code = _exit_code(e)
+    except BaseException as e:  # uncaught exception: print it like the interpreter does
+        if isinstance(e, MemoryError):
+            try:
+                os.write(3, MEMORY_ERROR)
+            except OSError:
+                pass
+        code = 1
+        try:
+            tb = e.__traceback__
+            if tb is not None and tb.tb_frame.f_code is RUN_CODE:
+                tb = tb.tb_next  # hide this function's frame, as the interpreter has none
+                e.__traceback__ = tb
+            sys.excepthook(type(e), e, tb)
+        except BaseException:
+            pass
+    threading = sys.modules.get("threading")
+    if threading is not None:
+        try:
+            threading._shutdown()  # wait for non-daemon threads, as interpreter exit does
+        except SystemExit as e:
+            code = _exit_code(e)
+        except BaseException:
+            pass
+    try:
+        run_exitfuncs()
+    except BaseException:
+        pass
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except BaseException:
+            if stream is sys.stdout and code == 0:
+                code = 120
+    # As at interpreter shutdown: the program's objects are finalized (open files get flushed
+    # and closed, __del__ methods run), then the std streams are flushed once more.
+    try:
+        mod.__dict__.clear()
+        gc.collect()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:
+        pass
+    return code
+
+
+def _exit_code(e):
+    c = e.code
+    if c is None:
+        return 0
+    if isinstance(c, bool) or not isinstance(c, int):
+        try:
+            sys.stderr.write(str(c) + "\n")
+        except BaseException:
+            pass
+        return 1
+    return c & 0xFF
+
+
+# --------------------------------------------------------------------------------------------
+# Creating the program's process
+# --------------------------------------------------------------------------------------------
+def spawn(plan, fds, flag_w):
+    """Start the program's process X; return (pid in our pid namespace, pidfd or None)."""
+    if MODE != "ns":
+        pid = os.fork()
+        if pid == 0:
+            program_process(plan, fds, flag_w)
+        return pid, None
+    if TID_OFFSET is not None:
+        pid, pidfd = clone_fork(NS_FLAGS)
+        if pid == 0:
+            program_process(plan, fds, flag_w)
+        return pid, pidfd
+    # Fallback: a short-lived helper C creates the namespaces and forks X with a normal fork;
+    # X is then re-parented to us (pid 1 of the worker, and a subreaper).
+    r, w = os.pipe()
+    c = os.fork()
+    if c == 0:
+        try:
+            os.close(r)
+            _check(libc.unshare(NS_FLAGS), "unshare")
+            x = os.fork()
+            if x == 0:
+                os.close(w)
+                program_process(plan, fds, flag_w)
+            os.write(w, str(x).encode())
+            os._exit(0)
+        except BaseException:
+            try:
+                os.write(flag_w, b"E" + format_exc().encode()[-4000:])
+            except BaseException:
+                pass
+            os._exit(126)
+    os.close(w)
+    raw = read_all(r)
+    os.close(r)
+    os.waitpid(c, 0)
+    if not raw:
+        raise OSError(errno.ECHILD, "the namespace helper failed")
+    return int(raw), None
+
+
+# --- the worker's writable dirs (ns mode) ----------------------------------------------------
+WRITABLE = [(WORKDIR, 0o755), ("/tmp", 0o1777), ("/dev/shm", 0o1777)]
+_current_disk_mb = None
+
+
+def tmpfs_options(disk_mb, mode):
+    return f"size={disk_mb}m,nr_inodes={INODES},mode={mode:o}"
+
+
+def setup_dirs():
+    """A mount namespace of our own (owned by our user namespace) with fresh tmpfs mounts on
+    the writable dirs: those we may resize and replace."""
+    global _current_disk_mb
+    _check(libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+    for path, mode in WRITABLE:
+        if os.path.isdir(path):
+            mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, tmpfs_options(DEFAULT_DISK_MB, mode))
+    _current_disk_mb = DEFAULT_DISK_MB
+
+
+def prepare_dirs(disk_mb):
+    """Give the writable tmpfs mounts the job's size (a remount, only when it changes)."""
+    global _current_disk_mb
+    if disk_mb == _current_disk_mb:
+        return
+    for path, _mode in WRITABLE:
+        mount(None, path, None, MS_REMOUNT | MS_NOSUID | MS_NODEV, f"size={disk_mb}m,nr_inodes={INODES}")
+    _current_disk_mb = disk_mb
+
+
+def wipe_dirs():
+    """Leave nothing of the last program: empty the writable dirs (all its processes are dead).
+
+    Plain removal when that works (the usual case: a few files); otherwise - odd permissions,
+    very deep trees - the tmpfs is replaced by a fresh one.
+    """
+    for path, mode in WRITABLE:
+        try:
+            os.chmod(path, mode)
+            for name in os.listdir(path):
+                p = path + "/" + name
+                if os.path.isdir(p) and not os.path.islink(p):
+                    import shutil
+                    shutil.rmtree(p)
+                else:
+                    os.unlink(p)
+        except BaseException:
+            _check(libc.umount2(path.encode(), MNT_DETACH), f"umount {path}")
+            mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV,
+                  tmpfs_options(_current_disk_mb or DEFAULT_DISK_MB, mode))
+
+
+# --------------------------------------------------------------------------------------------
+# Supervision (in the zygote)
+# --------------------------------------------------------------------------------------------
+RLIMITS = (resource.RLIMIT_AS, resource.RLIMIT_CPU, resource.RLIMIT_FSIZE, resource.RLIMIT_CORE,
+           resource.RLIMIT_NOFILE, resource.RLIMIT_NPROC, resource.RLIMIT_MEMLOCK,
+           resource.RLIMIT_MSGQUEUE)
+HARD_LIMITS = {res: resource.getrlimit(res)[1] for res in RLIMITS}
+
+
+_RLIMIT_PLANS = {}
+
+
+def rlimit_plan(memory_mb, cpu, fsize, nofile, nproc):
+    key = (memory_mb, cpu, fsize, nofile, nproc)
+    plan = _RLIMIT_PLANS.get(key)
+    if plan is None:
+        plan = _RLIMIT_PLANS[key] = _rlimit_plan(*key)
+    return plan
+
+
+def job_plan(job, workdir):
+    """Everything the program's process needs, computed here (no program data involved):
+    (rlimits, workdir, main.py path, has_files, program size)."""
+    (_id, _timeout, memory_mb, cpu, fsize, _disk, nofile, nproc, size, has_files) = job
+    return (rlimit_plan(memory_mb, cpu, fsize, nofile, nproc), workdir, workdir + "/main.py", has_files, size)
+
+
+def _rlimit_plan(memory_mb, cpu, fsize, nofile, nproc):
+    rl = []
+    for res, soft, hard in zip(RLIMITS, (memory_mb << 20, cpu, fsize, 0, nofile, nproc, 0, 0),
+                               (memory_mb << 20, cpu + 1, fsize, 0, nofile, nproc, 0, 0)):
+        cur_hard = HARD_LIMITS[res]
+        if cur_hard != resource.RLIM_INFINITY:
+            hard = min(hard, cur_hard)
+            soft = min(soft, hard)
+        rl.append((res, soft, hard))
+    return tuple(rl)
+
+
+def copy_program(payload_fd, size, path):
+    """main.py from the payload memfd, copied by the kernel: the zygote never reads a program."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    try:
+        offset = 0
+        while offset < size:
+            n = os.sendfile(fd, payload_fd, offset, size - offset)
+            if n <= 0:
+                raise OSError(errno.EIO, "short copy of the program")
+            offset += n
+    finally:
+        os.close(fd)
+
+
+def run_job(job, fds):
+    """Run one job to completion and send its DONE message."""
+    job_id, timeout_s, memory_mb = job[0], job[1], job[2]
+    workdir = WORKDIR
+    error = ""
+    state = [-1, KILLED_NONE, 0.0, 0]  # wait status, killed, cpu seconds, max rss KiB
+    flags = 0
+    try:
+        if MODE == "ns":
+            prepare_dirs(job[5])
+        else:
+            import tempfile
+            workdir = tempfile.mkdtemp(prefix="rlvr-sandbox-")
+            if os.geteuid() == 0 and SANDBOX_ID >= 0:
+                os.chown(workdir, SANDBOX_ID, SANDBOX_ID)
+        plan = job_plan(job, workdir)
+        if not plan[3]:
+            copy_program(fds[0], plan[4], plan[2])
+    except OSError as e:
+        plan = None
+        error = f"cannot prepare the working dir: {e}"
+    pid = None
+    flag_r, flag_w = os.pipe()
+    if plan is not None:
+        try:
+            pid, pidfd = spawn(plan, fds, flag_w)
+        except OSError as e:
+            error = f"could not create the program's process: {e}"
+    if pid is not None:
+        # Do as little as possible until the program is done: every page the zygote writes
+        # while the child lives is a page copied.
+        supervise(job_id, timeout_s, memory_mb, pid, pidfd, state)
+    for fd in fds:
+        os.close(fd)
+    os.close(flag_w)
+    os.set_blocking(flag_r, False)
+    try:
+        out = os.read(flag_r, 8192)
+    except OSError:
+        out = b""
+    os.close(flag_r)
+    if out[:1] == SETUP_OK:
+        if out[1:2] == MEMORY_ERROR:
+            flags |= FLAG_MEMERR
+    elif not error and state[1] == KILLED_NONE:
+        detail = out[1:].decode("utf-8", "replace") if out[:1] == b"E" else ""
+        error = f"program setup failed (wait status {state[0]}): {detail}".strip()
+    if MODE != "ns":
+        cleanup_unsafe(workdir)
+    if error:
+        flags |= FLAG_SETUP_ERROR
+    ctrl.send(bytes([OP_DONE]) + struct.pack(DONE_FMT, job_id, state[0], state[1], state[2], state[3], flags)
+              + error.encode("utf-8", "replace")[-8000:])
+    if MODE == "ns":
+        # After the answer (the clean-up is not the program's time), before the next job.
+        if TID_OFFSET is None:
+            reap_all()
+        try:
+            wipe_dirs()
+        except OSError as e:  # cannot clean up: this worker must not run another program
+            send_text(OP_FATAL, f"cannot clean the working dirs: {e}")
+            os._exit(1)
+
+
+def supervise(job_id, timeout_s, memory_mb, pid, pidfd, state):
+    """Wait for X; enforce the deadline and the memory limit; obey kill requests."""
+    deadline = time.monotonic() + timeout_s
+    if pidfd is None:
+        pidfd = os.pidfd_open(pid)
+    poller = POLLER
+    poller.register(pidfd, select.POLLIN)
+    interval = 0.01
+    killed = KILLED_NONE
+    while True:
+        now = time.monotonic()
+        if now >= deadline:
+            killed = KILLED_TIMEOUT
+            break
+        events = poller.poll(min(deadline - now, interval) * 1000)
+        if not events:
+            interval = min(interval * 2, 0.05)
+            if over_memory(memory_mb * 1024 * 1024 // PAGE):
+                killed = KILLED_MEMORY
+                break
+            continue
+        if any(fd == pidfd for fd, _ in events):
+            break
+        raw = ctrl.recv(65536)
+        if not raw or raw[0] == OP_EXIT:  # the trusted parent is gone or wants us to stop
+            kill_job(pid)
+            os._exit(0)
+        if raw[0] == OP_KILL and struct.unpack_from("<q", raw, 1)[0] == job_id:
+            killed = KILLED_REQUEST
+            break
+    if killed:
+        kill_job(pid)
+    poller.unregister(pidfd)
+    os.close(pidfd)
+    _, status, ru = os.wait4(pid, 0)
+    state[0] = status
+    state[1] = killed
+    state[2] = ru.ru_utime + ru.ru_stime
+    state[3] = ru.ru_maxrss
+
+
+def kill_job(pid):
+    if MODE == "ns":
+        os.kill(pid, SIGKILL)  # pid 1 of the program's namespace: everything in it dies
+    else:
+        for p in descendants(os.getpid()):
+            try:
+                os.kill(p, SIGKILL)
+            except OSError:
+                pass
+
+
+def over_memory(limit_pages):
+    """Is the resident memory of all the program's processes over the limit?
+
+    Cheap first pass: private resident pages from statm (pages shared copy-on-write after fork
+    are counted once per process, so this over-estimates); only when that is over the limit, the
+    exact proportional set size from smaps_rollup decides. In ns mode the worker holds nothing
+    but the zygote and the current program's processes.
+    """
+    if MODE == "ns":
+        pids = [n for n in os.listdir("/proc") if n.isdigit() and n != MY_PID]
+    else:
+        pids = [str(p) for p in descendants(os.getpid())]
+    quick = 0
+    for name in pids:
+        try:
+            with open(f"/proc/{name}/statm", "rb") as f:
+                fields = f.read().split()
+            quick += int(fields[1]) - int(fields[2])
+        except (OSError, ValueError, IndexError):
+            pass
+    if quick <= limit_pages:
+        return False
+    pss_kb = 0
+    for name in pids:
+        try:
+            with open(f"/proc/{name}/smaps_rollup", "rb") as f:
+                for line in f:
+                    if line.startswith(b"Pss:"):
+                        pss_kb += int(line.split()[1])
+                        break
+        except (OSError, ValueError, IndexError):
+            pass
+    return pss_kb * 1024 > limit_pages * PAGE
+
+
+def cleanup_unsafe(workdir):
+    """Unsafe mode: kill every descendant (they are re-parented to us, the subreaper), remove the dir."""
+    me = os.getpid()
+    for _ in range(100):
+        children = descendants(me)
+        if not children:
+            break
+        for pid in children:
+            try:
+                os.kill(pid, SIGKILL)
+            except OSError:
+                pass
+        reap_all()
+        time.sleep(0.001)
+    reap_all()
+    if workdir:
+        import shutil
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def reap_all():
+    while True:
+        try:
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                return
+        except ChildProcessError:
+            return
+
+
+def descendants(root):
+    parent = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    stat = f.read()
+                parent[int(name)] = int(stat[stat.rindex(b")") + 2:].split()[1])
+            except (OSError, ValueError):
+                pass
+    out, frontier = [], {root}
+    while frontier:
+        nxt = {pid for pid, pp in parent.items() if pp in frontier}
+        out.extend(nxt)
+        frontier = nxt
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Start-up
+# --------------------------------------------------------------------------------------------
+PAGE = os.sysconf("SC_PAGE_SIZE")
+MY_PID = str(os.getpid())
+STDLIB_PATH = [p for p in sys.path if p and p != "."]
+ARGV = ["main.py"]
+ModuleType = type(sys)
+import atexit  # noqa: E402  (a builtin module)
+run_exitfuncs = atexit._run_exitfuncs
+
+
+class Quitter:
+    """exit() and quit(), which the site module (not loaded here: -S) would provide."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return f"Use {self.name}() or Ctrl-D (i.e. EOF) to exit"
+
+    def __call__(self, code=None):
+        try:
+            sys.stdin.close()
+        except BaseException:
+            pass
+        raise SystemExit(code)
+
+
+if isinstance(__builtins__, dict):
+    __builtins__["exit"], __builtins__["quit"] = Quitter("exit"), Quitter("quit")
+else:
+    __builtins__.exit, __builtins__.quit = Quitter("exit"), Quitter("quit")
+RUN_CODE = run_in_process.__code__
+POLLER = None
+HAVE_SETPCAP = bool(_cap_eff() & (1 << 8))
+
+WARM_UP_PROGRAM = r"""
+import sys, math
+from collections import defaultdict, Counter, deque
+
+
+class Node:
+    def __init__(self, value, children=()):
+        self.value = value
+        self.children = list(children)
+
+    def total(self) -> int:
+        return self.value + sum(c.total() for c in self.children)
+
+
+def solve(data: str) -> str:
+    nums = list(map(int, data.split()))
+    counts = Counter(nums)
+    groups = defaultdict(list)
+    for i, n in enumerate(nums):
+        groups[n % 3].append(i)
+    q = deque(sorted(nums, key=lambda v: (-v, v)))
+    best = max((a * b for a, b in zip(nums, nums[1:])), default=0)
+    squares = {k: v * v for k, v in counts.items() if v}
+    text = f"{len(nums)} {best:>5} {math.gcd(12, 18)} {sum(squares.values())} {q[0] if q else None!r}"
+    try:
+        1 // (len(nums) - len(nums))
+    except ZeroDivisionError as e:
+        text += " " + type(e).__name__
+    return "\n".join([text, str(Node(1, [Node(2), Node(3)]).total()), "%d %s %.3f" % (1, "x", 2.5)])
+
+
+print(solve("3 1 4 1 5 9 2 6 5 3 5"))
+print(*[i * i for i in range(10)], sep=" ", end="\n")
+sys.stdout.write(str(int("123") + len(sys.argv)) + "\n")
+"""
+
+
+def warm_up():
+    """Run a representative program once, so that children do not each pay for the interpreter's
+    lazy first-use initialisation (the compiler's AST types, codecs, formatting...) and start
+    with the allocator's memory in place: a child copies those pages, it does not build them."""
+    saved = sys.stdout, sys.stderr
+    sink = io.StringIO()
+    try:
+        sys.stdout = sys.stderr = sink
+        code = compile(WARM_UP_PROGRAM, WORKDIR + "/main.py", "exec", dont_inherit=True)
+        exec(code, {"__name__": "__main__", "__builtins__": __builtins__})
+        try:
+            raise ValueError("warm-up")
+        except ValueError as e:
+            sys.excepthook(type(e), e, e.__traceback__)
+        try:
+            compile("def f(:\n", WORKDIR + "/main.py", "exec")
+        except SyntaxError as e:
+            sys.excepthook(type(e), e, e.__traceback__)
+    except BaseException:
+        pass
+    finally:
+        sys.stdout, sys.stderr = saved
+    for stream in saved:
+        stream.flush()
+
+
+def self_test():
+    """Fail fast (and clearly) if this kernel will not give us per-program namespaces."""
+    if MODE != "ns":
+        return None
+    if not SYS:
+        return f"unsupported architecture {MACHINE} for the namespace mode"
+    if os.getpid() != 1:
+        return "the zygote must be pid 1 of the worker's pid namespace (bwrap --as-pid-1)"
+    r, w = os.pipe()
+    c = os.fork()
+    if c == 0:
+        try:
+            os.close(r)
+            _check(libc.unshare(NS_FLAGS), "unshare")
+            x = os.fork()
+            if x == 0:
+                os._exit(0 if os.getpid() == 1 else 3)
+            os._exit(os.waitpid(x, 0)[1] >> 8)
+        except BaseException as e:
+            os.write(w, f"{e}".encode())
+            os._exit(2)
+    os.close(w)
+    why = read_all(r).decode("utf-8", "replace")
+    os.close(r)
+    st = os.waitpid(c, 0)[1]
+    if st != 0:
+        return ("cannot create per-program pid/ipc/uts namespaces inside the sandbox "
+                f"({why or f'self-test status {st}'}); the worker needs CAP_SYS_ADMIN in its own user namespace")
+    try:
+        setup_dirs()
+    except OSError as e:
+        return f"cannot set up the worker's tmpfs mounts: {e}"
+    return None
+
+
+def main():
+    global TID_OFFSET, POLLER
+    _signal.signal(SIGPIPE, _signal.SIG_IGN)
+    prctl(PR_SET_PDEATHSIG, SIGKILL, what="pdeathsig")
+    prctl(PR_SET_CHILD_SUBREAPER, 1, what="subreaper")
+    prctl(PR_SET_DUMPABLE, 0, what="dumpable")  # programs (same uid) cannot read or ptrace us
+    os.environ.clear()  # e.g. LC_CTYPE from the interpreter's locale coercion: programs get none
+    for name in filter(None, PRELOAD.split(",")):
+        try:  # modules programs commonly import: imported once here, free in every child
+            __import__(name)
+        except Exception:
+            pass
+    global TID_CELL
+    if MODE == "ns" and SYS and len(os.listdir("/proc/self/task")) == 1:
+        TID_OFFSET = calibrate_tid_offset()
+        if TID_OFFSET is not None:
+            TID_CELL = ctypes.c_int.from_address(libc.pthread_self() + TID_OFFSET)
+    err = self_test()
+    if err is None:
+        try:
+            install_seccomp()
+        except OSError as e:
+            err = f"cannot install the seccomp filter: {e}"
+    if err:
+        send_text(OP_FATAL, err)
+        return
+    if not sys.flags.utf8_mode and (sys.stdout.encoding or "").lower().replace("-", "") != "utf8":
+        sys.stdin = sys.__stdin__ = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "rb", closefd=False)),
+                                                     encoding="utf-8", errors="surrogateescape")
+        sys.stdout = sys.__stdout__ = io.TextIOWrapper(io.BufferedWriter(io.FileIO(1, "wb", closefd=False)),
+                                                       encoding="utf-8", errors="surrogateescape")
+        sys.stderr = sys.__stderr__ = io.TextIOWrapper(io.BufferedWriter(io.FileIO(2, "wb", closefd=False)),
+                                                       encoding="utf-8", errors="backslashreplace",
+                                                       line_buffering=True)
+    POLLER = select.poll()
+    POLLER.register(CTRL_FD, select.POLLIN)
+    warm_up()
+    gc.collect()
+    gc.freeze()  # keep the collector from touching (and copying) the zygote's objects in children
+    info = {"pid": os.getpid(), "uid": os.getuid(), "python": sys.version.split()[0],
+            "executable": sys.executable, "mode": MODE, "seccomp": int(AUDIT_ARCH is not None),
+            "spawn": "clone" if TID_OFFSET is not None else ("fork" if MODE != "ns" else "fork+unshare+fork")}
+    send_text(OP_READY, "".join(f"{k}={v}\n" for k, v in info.items()))
+    while True:
+        try:
+            raw, fds = recv_msg()
+        except InterruptedError:
+            continue
+        if not raw or raw[0] == OP_EXIT:
+            return
+        if raw[0] == OP_JOB and len(fds) == 4 and len(raw) == 1 + struct.calcsize(JOB_FMT):
+            run_job(struct.unpack_from(JOB_FMT, raw, 1), fds)
+        else:
+            for fd in fds:
+                os.close(fd)
+            if raw[0] == OP_JOB:
+                send_text(OP_FATAL, "malformed job message")
+                return
+
+
+import io  # noqa: E402  (already imported by the interpreter at start-up)
+
+main()

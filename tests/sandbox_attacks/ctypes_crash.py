@@ -1,0 +1,3 @@
+# expect: runtime_error
+import ctypes
+ctypes.string_at(0)

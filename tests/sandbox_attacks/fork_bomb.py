@@ -1,0 +1,7 @@
+# expect: timeout runtime_error memory_limit
+import os
+while True:
+    try:
+        os.fork()
+    except OSError:
+        pass

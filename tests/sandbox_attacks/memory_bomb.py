@@ -1,0 +1,3 @@
+# expect: memory_limit
+# One huge allocation.
+a = bytearray(64 * 1024 ** 3)

@@ -1,0 +1,5 @@
+# expect: output_limit
+import sys
+line = "x" * 4096 + "\n"
+while True:
+    sys.stdout.write(line)
