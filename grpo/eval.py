@@ -56,19 +56,19 @@ def evaluate(
     completions = engine.generate(prompt_ids, n, sampling)
     examples = [rows[i] for i in completions.prompt_index]
     verdicts = verify_batch(verifier, completions.text, examples)
-    per_problem: list[dict[str, Any]] = []
-    for p in range(len(rows)):
-        idx = [j for j, i in enumerate(completions.prompt_index) if i == p]
-        correct = sum(verdicts[j].status == "correct" for j in idx)
-        per_problem.append(
-            {
-                "problem": p,
-                "n": len(idx),
-                "c": correct,
-                "completions": [completions.text[j] for j in idx],
-                "verdicts": [verdicts[j].to_dict() for j in idx],
-            }
-        )
+    by_problem: dict[int, list[int]] = {p: [] for p in range(len(rows))}
+    for j, p in enumerate(completions.prompt_index):
+        by_problem[p].append(j)
+    per_problem = [
+        {
+            "problem": p,
+            "n": len(idx),
+            "c": sum(verdicts[j].status == "correct" for j in idx),
+            "completions": [completions.text[j] for j in idx],
+            "verdicts": [verdicts[j].to_dict() for j in idx],
+        }
+        for p, idx in by_problem.items()
+    ]
     total = max(1, len(verdicts))
     return EvalResult(
         pass_at={k: sum(pass_at_k(q["n"], q["c"], k) for q in per_problem) / max(1, len(rows)) for k in ks},

@@ -9,6 +9,7 @@ new weights to the rollout engine. DAPO (arXiv:2503.14476) and Dr. GRPO
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from tqdm import tqdm
 
 from grpo.advantages import group_advantages, zero_variance_groups
 from grpo.checkpoint import latest_checkpoint, load_trainer_state, rng_state, save_checkpoint, set_rng_state
-from grpo.config import ConfigError, ModelConfig, TrainConfig, dump_yaml
+from grpo.config import ConfigError, TrainConfig, dump_yaml
 from grpo.eval import evaluate
 from grpo.hf_engine import HFEngine
 from grpo.losses import loss_normalizers, policy_loss
@@ -162,7 +163,7 @@ def policy_update(model: torch.nn.Module, ref_model: torch.nn.Module | None, bat
     return out
 
 
-def run_eval(engine: RolloutEngine, task: Task, rows: list[Mapping[str, Any]], prompt_ids: list[list[int]],
+def run_eval(engine: RolloutEngine, rows: list[Mapping[str, Any]], prompt_ids: list[list[int]],
              verifier: Verifier, cfg: TrainConfig) -> dict[str, float]:
     e = cfg.eval
     sampling = SamplingParams(temperature=e.temperature, max_new_tokens=e.max_new_tokens, stop=cfg.rollout.stop)
@@ -187,7 +188,7 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
     torch.manual_seed(cfg.seed)
 
     # policy, reference, task, verifier, engine, optimizer
-    policy_cfg = cfg.model if checkpoint is None else ModelConfig(**{**cfg.model.__dict__, "path": str(checkpoint)})
+    policy_cfg = cfg.model if checkpoint is None else dataclasses.replace(cfg.model, path=str(checkpoint))
     model, tokenizer = load_policy(policy_cfg)
     model.train()
     ref_model = None
@@ -275,7 +276,7 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
         metrics.update({f"time/{k}": v for k, v in timing.items()})
         if heldout and ((cfg.eval.every and step % cfg.eval.every == 0) or step == cfg.steps):
             t0 = time.perf_counter()
-            metrics.update(run_eval(engine, task, heldout, heldout_ids, verifier, cfg))
+            metrics.update(run_eval(engine, heldout, heldout_ids, verifier, cfg))
             metrics["time/eval"] = time.perf_counter() - t0
         metrics["time/step"] = time.perf_counter() - t_step
         log.log(step, metrics)

@@ -1,0 +1,56 @@
+"""Time GRPO steps of the real training loop on a local model, phase by phase.
+
+    python bench/step_time.py --model DIR --prompts 8 --group-size 8 --max-new-tokens 64 --steps 5
+
+Prints the generate / verify / update split of every step and, as the last
+line, ``median_step_seconds: X``. Build a tiny model to time with
+``rlvr tiny-model --output DIR`` (a random-init model samples the full
+``--max-new-tokens`` every time, so every step does the same work).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from grpo.config import TrainConfig, load_config  # noqa: E402
+from grpo.trainer import train  # noqa: E402
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="local model folder")
+    p.add_argument("--prompts", type=int, default=8, help="prompts per step")
+    p.add_argument("--group-size", type=int, default=8, help="samples per prompt")
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--task", default="arithmetic")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other training config override")
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = load_config(TrainConfig, None, [
+            f"model.path={args.model}", f"task={args.task}", f"steps={args.steps}",
+            f"algo.prompts_per_step={args.prompts}", f"algo.group_size={args.group_size}",
+            f"rollout.max_new_tokens={args.max_new_tokens}", f"threads={args.threads}",
+            f"save_every={args.steps + 1}", f"output_dir={tmp}/run", *args.overrides,
+        ])
+        train(cfg, show_progress=False)
+        rows = [json.loads(line) for line in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()]
+    print(f"{'step':>4} {'generate':>9} {'verify':>8} {'update':>8} {'total':>8} {'tokens':>7}")
+    for r in rows:
+        tokens = r["completion/length_mean"] * args.prompts * args.group_size
+        print(f"{r['step']:>4} {r['time/generate']:9.3f} {r['time/verify']:8.4f} {r['time/update']:8.3f} "
+              f"{r['time/step']:8.3f} {tokens:7.0f}")
+    print(f"median_step_seconds: {statistics.median(r['time/step'] for r in rows):.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,9 @@
+"""Verifiers loaded by the end-to-end tests as plugins (``--set verifier=plugin_verifiers:NAME``)."""
+
+from verifiers import Verdict
+
+
+def digit_share(completion: str, example) -> Verdict:
+    """Reward = share of digits in the completion: a signal even a random-init policy gets varied."""
+    share = sum(ch.isdigit() for ch in completion) / max(1, len(completion))
+    return Verdict("correct" if share > 0.2 else "incorrect", share, f"{share:.2f} digits")
