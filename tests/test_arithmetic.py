@@ -14,10 +14,21 @@ def test_splits_are_disjoint_deterministic_and_verified():
     assert all(split_of(r["question"]) == "test" for r in test)
     assert task.load("test") == test  # a pure function of the seed
     verify = get_verifier(task.verifier)
-    for row in train[:200] + test[:200]:
-        # the demonstration is a correct answer, and the gold answer is the value of the expression
-        assert verify(row["solution"], row).status == "correct"
+    for row in train[:300] + test[:300]:
+        # the gold answer is the value of the expression, and a boxed demonstration states it
         assert eval(row["question"].removeprefix("What is ").removesuffix("?")) == int(row["answer"])
+        expected = "correct" if "\\boxed{" in row["solution"] else "incorrect"
+        assert verify(row["solution"], row).status == expected
+        assert row["solution"].rstrip(".").endswith(row["answer"]) or row["solution"].endswith(f"{{{row['answer']}}}.")
+
+
+def test_demonstration_styles_follow_the_spec():
+    rows = generate("train", 2000, seed=0, spec=ArithmeticSpec(direct_fraction=0.3, unboxed_fraction=0.2))
+    direct = sum("=" not in r["solution"] for r in rows) / len(rows)
+    unboxed = sum("\\boxed" not in r["solution"] for r in rows) / len(rows)
+    assert abs(direct - 0.3) < 0.05 and abs(unboxed - 0.2) < 0.05
+    pure = generate("train", 300, seed=0, spec=ArithmeticSpec(direct_fraction=0.0, unboxed_fraction=0.0))
+    assert all("=" in r["solution"] and "\\boxed{" in r["solution"] for r in pure)
 
 
 def test_generate_is_seeded_and_respects_the_spec():
