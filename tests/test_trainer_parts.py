@@ -1,0 +1,79 @@
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from grpo.config import TrainConfig, load_config
+from grpo.trainer import PromptStream, Rollout, policy_update, train
+from verifiers import Verdict
+
+sys.path.insert(0, str(Path(__file__).parent))  # plugin_verifiers
+
+
+def test_prompt_stream_is_a_pure_function_of_position():
+    a, b = PromptStream(10, seed=3), PromptStream(10, seed=3)
+    first = a.take(0, 25)
+    assert sorted(first[:10]) == list(range(10)) and sorted(first[10:20]) == list(range(10))  # whole epochs
+    assert b.take(7, 5) == first[7:12]  # resuming mid-stream gives the same prompts
+    assert PromptStream(10, seed=4).take(0, 10) != first[:10]
+
+
+def _rollout(tokenizer, n=6):
+    torch.manual_seed(0)
+    prompts = [tokenizer(f"Question: What is {i} + 1?\nAnswer:").input_ids for i in range(n)]
+    completions = [torch.randint(5, 200, (3 + i,)).tolist() for i in range(n)]
+    return Rollout(
+        rows=[{}] * n, prompt_ids=prompts, completion_ids=completions,
+        sampler_logprobs=[[-1.0] * len(c) for c in completions], texts=[""] * n,
+        finish_reason=["stop"] * n, verdicts=[Verdict("correct", 1.0)] * n,
+    )
+
+
+@pytest.mark.parametrize("mode", ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"])
+def test_masked_samples_are_as_if_absent(tiny_model_dir, mode):
+    """A sample with weight 0 (truncated or unverifiable) changes nothing: same step as without it."""
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    cfg = load_config(TrainConfig, None, [f"algo.loss_agg_mode={mode}", "optim.micro_batch_size=2",
+                                          "optim.max_grad_norm=0", "optim.lr=1e-2"])
+    batch = _rollout(tokenizer)
+    advantages = torch.tensor([1.0, -1.0, 0.5, -0.5, 2.0, -2.0])
+    weight = torch.tensor([1.0, 1.0, 0.0, 1.0, 1.0, 0.0])
+    keep = [0, 1, 3, 4]
+
+    def step(rollout, adv, w):
+        model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+        optimizer = torch.optim.SGD(model.parameters(), lr=cfg.optim.lr)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: 1.0)
+        policy_update(model, None, rollout, adv, w, cfg, tokenizer.pad_token_id, optimizer, scheduler)
+        return [p.detach().clone() for p in model.parameters()]
+
+    masked = step(batch, advantages, weight)
+    absent = step(batch.take(keep), advantages[keep], torch.ones(len(keep)))
+    unmasked = step(batch, advantages, torch.ones(6))
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(masked, absent))
+    assert not all(torch.allclose(a, b, atol=1e-6) for a, b in zip(masked, unmasked))
+
+
+def _train(tiny_model_dir, tmp_path, *overrides):
+    cfg = load_config(TrainConfig, None, [
+        f"model.path={tiny_model_dir}", f"output_dir={tmp_path / 'run'}", "steps=2", "save_every=5",
+        "algo.prompts_per_step=4", "algo.group_size=4", "rollout.max_new_tokens=8", "threads=1",
+        "verifier=plugin_verifiers:odd_answers_only", *overrides])
+    train(cfg, show_progress=False)
+    return [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_dynamic_sampling_fills_the_batch_with_informative_groups(tiny_model_dir, tmp_path):
+    plain = _train(tiny_model_dir, tmp_path / "plain")
+    assert all(m["batch/sampling_rounds"] == 1 and m["batch/groups"] == 4 for m in plain)
+    assert any(m["reward/zero_variance_groups"] > 0 for m in plain)  # even answers give flat groups
+    dynamic = _train(tiny_model_dir, tmp_path / "dyn", "algo.dynamic_sampling=true", "algo.max_sampling_rounds=8")
+    assert any(m["batch/sampling_rounds"] > 1 for m in dynamic)
+    assert all(m["batch/groups"] == 4 for m in dynamic)  # refilled up to prompts_per_step
+    samples = [json.loads(line) for line in (tmp_path / "dyn" / "run" / "samples.jsonl").read_text().splitlines()]
+    assert all(int(s["answer"]) % 2 == 1 for s in samples)  # only informative (odd-answer) groups were kept
+    capped = _train(tiny_model_dir, tmp_path / "cap", "algo.dynamic_sampling=true", "algo.max_sampling_rounds=1")
+    assert all(m["batch/sampling_rounds"] == 1 and m["batch/groups"] <= 4 for m in capped)
