@@ -48,9 +48,9 @@ JOB_FMT = "<qdqqqqqqq?"   # id, timeout_s, memory_mb, cpu_s, max_file_bytes, dis
 DONE_FMT = "<qiidqB"      # id, wait status (-1: none), killed, cpu seconds, max rss KiB, flags
 KILLED_NONE, KILLED_TIMEOUT, KILLED_MEMORY, KILLED_REQUEST = 0, 1, 2, 3
 FLAG_MEMERR, FLAG_SETUP_ERROR = 1, 2
-SETUP_OK = b"S"      # written on the flag pipe once setup is complete, just before program code runs
+SETUP_OK = b"S"      # sent on the flag channel (fd 3) once setup is complete, just before program code runs
 MEMORY_ERROR = b"M"  # written by the top-level handler on an uncaught MemoryError
-SIGKILL, SIGCHLD, SIGPIPE = 9, 17, 13
+SIGINT, SIGKILL, SIGCHLD, SIGPIPE = 2, 9, 17, 13
 
 # --------------------------------------------------------------------------------------------
 # Low-level bindings
@@ -68,7 +68,8 @@ if MACHINE == "x86_64":
                init_module=175, finit_module=313, delete_module=176, acct=163, swapon=167,
                swapoff=168, reboot=169, syslog=103, open_by_handle_at=304, name_to_handle_at=303,
                quotactl=179, vhangup=153, process_vm_writev=311, lookup_dcookie=212,
-               capset=126, seccomp=317, gettid=186, socket=41)
+               capset=126, seccomp=317, gettid=186, socket=41, memfd_create=319, memfd_secret=447,
+               shmget=29, msgget=68, semget=64)
     AUDIT_ARCH = 0xC000003E
 elif MACHINE in ("aarch64", "arm64"):
     SYS = dict(clone=220, clone3=435, ioctl=29, unshare=97, setns=268, pivot_root=41, chroot=51,
@@ -79,7 +80,8 @@ elif MACHINE in ("aarch64", "arm64"):
                init_module=105, finit_module=273, delete_module=106, acct=89, swapon=224,
                swapoff=225, reboot=142, syslog=116, open_by_handle_at=265, name_to_handle_at=264,
                quotactl=60, vhangup=58, process_vm_writev=271, lookup_dcookie=18,
-               capset=91, seccomp=277, gettid=178, socket=198)
+               capset=91, seccomp=277, gettid=178, socket=198, memfd_create=279, memfd_secret=447,
+               shmget=194, msgget=186, semget=190)
     AUDIT_ARCH = 0xC00000B7
 else:  # other architectures: no seccomp layer, no raw clone (the slower fork path is used)
     SYS = {}
@@ -245,7 +247,12 @@ BLOCKED = ["setns", "pivot_root", "chroot", "move_mount", "open_tree", "fsopen",
            "io_uring_register", "ptrace", "kexec_load", "kexec_file_load", "init_module",
            "finit_module", "delete_module", "acct", "swapon", "swapoff", "reboot", "syslog",
            "open_by_handle_at", "name_to_handle_at", "quotactl", "vhangup", "process_vm_writev",
-           "lookup_dcookie"]
+           "lookup_dcookie",
+           # Memory that no process maps is in nobody's resident set, so the memory limit cannot see
+           # it: memfds (each up to RLIMIT_FSIZE, as many as RLIMIT_NOFILE, in every process) and
+           # System V shared memory (kept after detaching), message queues and semaphore arrays
+           # (kernel memory, up to what the ipc namespace's default sysctls allow: gigabytes).
+           "memfd_create", "memfd_secret", "shmget", "msgget", "semget"]
 
 
 def seccomp_program():
@@ -347,6 +354,12 @@ def write_all(fd, data):
         view = view[os.write(fd, view):]
 
 
+def socketpair_fds():
+    """(our end, X's end) of a unix stream socket pair, as plain non-inheritable fds."""
+    a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    return a.detach(), b.detach()
+
+
 def read_all(fd):
     chunks = []
     while True:
@@ -370,8 +383,10 @@ def program_process(plan, fds, flag_w):
     try:
         if MODE == "ns":
             libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)  # the program may read its own /proc/self
-        else:
-            os.setsid()
+        # A session (and process group) of its own: otherwise the program shares the zygote's,
+        # and kill(0, SIGINT) / killpg(0, ...) would reach the zygote itself.
+        os.setsid()
+        _signal.signal(SIGINT, _signal.default_int_handler)  # as `python main.py` has it
         if plan[3]:
             source = write_files(plan[1], read_all(payload_fd))
         else:
@@ -597,34 +612,56 @@ def prepare_dirs(disk_mb):
     _current_disk_mb = disk_mb
 
 
+WIPE_MAX_ENTRIES = 256  # more than this in one dir tree: replace the tmpfs instead of emptying it
+
+
 def wipe_dirs():
     """Leave nothing of the last program: empty the writable dirs (all its processes are dead).
 
-    Plain removal when that works (the usual case: a few files); otherwise - odd permissions,
-    very deep trees - the tmpfs is replaced by a fresh one.
+    Plain removal when that is quick (the usual case: a few files); otherwise - odd permissions,
+    many files, deep trees - the tmpfs is replaced by a fresh one, which the kernel frees far
+    faster than we could remove its files one by one. (The next program's deadline is already
+    running: a program that leaves 16384 files in each dir must not make it time out.)
     """
     for path, mode in WRITABLE:
         try:
             os.chmod(path, mode)
-            for name in os.listdir(path):
-                p = path + "/" + name
-                if os.path.isdir(p) and not os.path.islink(p):
-                    import shutil
-                    shutil.rmtree(p)
-                else:
-                    os.unlink(p)
+            if not remove_contents(path, WIPE_MAX_ENTRIES):
+                raise OSError(errno.EFBIG, "too many entries")
         except BaseException:
             _check(libc.umount2(path.encode(), MNT_DETACH), f"umount {path}")
             mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV,
                   tmpfs_options(_current_disk_mb or DEFAULT_DISK_MB, mode))
 
 
+def remove_contents(top, budget):
+    """Remove everything below ``top`` (symlinks are removed, never followed). False, having
+    removed only part of it, when there are more than ``budget`` entries."""
+    stack, dirs = [top], []
+    while stack:
+        with os.scandir(stack.pop()) as it:
+            for entry in it:
+                budget -= 1
+                if budget < 0:
+                    return False
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                    dirs.append(entry.path)
+                else:
+                    os.unlink(entry.path)
+    for d in reversed(dirs):
+        os.rmdir(d)
+    return True
+
+
 # --------------------------------------------------------------------------------------------
 # Supervision (in the zygote)
 # --------------------------------------------------------------------------------------------
+# (RTPRIO and NICE 0: whatever the caller's limits, no real-time scheduling - a SCHED_FIFO loop
+# would starve the host's CPUs, the supervisor included - and no raised priority.)
 RLIMITS = (resource.RLIMIT_AS, resource.RLIMIT_CPU, resource.RLIMIT_FSIZE, resource.RLIMIT_CORE,
            resource.RLIMIT_NOFILE, resource.RLIMIT_NPROC, resource.RLIMIT_MEMLOCK,
-           resource.RLIMIT_MSGQUEUE)
+           resource.RLIMIT_MSGQUEUE, resource.RLIMIT_RTPRIO, resource.RLIMIT_NICE)
 HARD_LIMITS = {res: resource.getrlimit(res)[1] for res in RLIMITS}
 
 
@@ -648,8 +685,8 @@ def job_plan(job, workdir):
 
 def _rlimit_plan(memory_mb, cpu, fsize, nofile, nproc):
     rl = []
-    for res, soft, hard in zip(RLIMITS, (memory_mb << 20, cpu, fsize, 0, nofile, nproc, 0, 0),
-                               (memory_mb << 20, cpu + 1, fsize, 0, nofile, nproc, 0, 0)):
+    for res, soft, hard in zip(RLIMITS, (memory_mb << 20, cpu, fsize, 0, nofile, nproc, 0, 0, 0, 0),
+                               (memory_mb << 20, cpu + 1, fsize, 0, nofile, nproc, 0, 0, 0, 0)):
         cur_hard = HARD_LIMITS[res]
         if cur_hard != resource.RLIM_INFINITY:
             hard = min(hard, cur_hard)
@@ -694,7 +731,11 @@ def run_job(job, fds):
         plan = None
         error = f"cannot prepare the working dir: {e}"
     pid = None
-    flag_r, flag_w = os.pipe()
+    # The flag channel is a socket pair, not a pipe: the program holds the write end (fd 3), and
+    # a pipe can be re-opened for reading through /proc/self/fd/3 - which would let the program
+    # steal the SETUP_OK byte and forge a setup failure (a sandbox_error). A socket cannot be
+    # re-opened, and what X sent is queued at our end, out of the program's reach.
+    flag_r, flag_w = socketpair_fds()
     if plan is not None:
         try:
             pid, pidfd = spawn(plan, fds, flag_w)
@@ -791,10 +832,12 @@ def kill_job(pid):
 def over_memory(limit_pages):
     """Is the resident memory of all the program's processes over the limit?
 
-    Cheap first pass: private resident pages from statm (pages shared copy-on-write after fork
-    are counted once per process, so this over-estimates); only when that is over the limit, the
-    exact proportional set size from smaps_rollup decides. In ns mode the worker holds nothing
-    but the zygote and the current program's processes.
+    Cheap first pass: resident pages from statm, an upper bound (pages shared after fork, or
+    mapped by several processes, are counted once per process); only when that is over the limit,
+    the exact proportional set size from smaps_rollup decides. Shared memory (MAP_SHARED
+    mappings, tmpfs files mapped) counts: statm's "shared" column is not subtracted, as it holds
+    those pages too. In ns mode the worker holds nothing but the zygote and the current
+    program's processes.
     """
     if MODE == "ns":
         pids = [n for n in os.listdir("/proc") if n.isdigit() and n != MY_PID]
@@ -805,7 +848,7 @@ def over_memory(limit_pages):
         try:
             with open(f"/proc/{name}/statm", "rb") as f:
                 fields = f.read().split()
-            quick += int(fields[1]) - int(fields[2])
+            quick += int(fields[1])
         except (OSError, ValueError, IndexError):
             pass
     if quick <= limit_pages:
@@ -814,13 +857,28 @@ def over_memory(limit_pages):
     for name in pids:
         try:
             with open(f"/proc/{name}/smaps_rollup", "rb") as f:
-                for line in f:
-                    if line.startswith(b"Pss:"):
-                        pss_kb += int(line.split()[1])
-                        break
+                pss_kb += memory_pss_kb(f.read())
         except (OSError, ValueError, IndexError):
             pass
     return pss_kb * 1024 > limit_pages * PAGE
+
+
+def memory_pss_kb(rollup):
+    """The memory a process holds, from its smaps_rollup: proportional anonymous and shared
+    memory (Pss_Anon + Pss_Shmem: MAP_SHARED, SysV, tmpfs mappings); file pages (the interpreter,
+    libraries, files it maps) are page cache the kernel can reclaim, and not counted. Kernels
+    without the split (< 5.7) give the total Pss."""
+    anon = shmem = total = None
+    for line in rollup.split(b"\n"):
+        if line.startswith(b"Pss_Anon:"):
+            anon = int(line.split()[1])
+        elif line.startswith(b"Pss_Shmem:"):
+            shmem = int(line.split()[1])
+        elif line.startswith(b"Pss:"):
+            total = int(line.split()[1])
+    if anon is not None and shmem is not None:
+        return anon + shmem
+    return total or 0
 
 
 def cleanup_unsafe(workdir):
@@ -1008,6 +1066,7 @@ def self_test():
 def main():
     global TID_OFFSET, POLLER
     _signal.signal(SIGPIPE, _signal.SIG_IGN)
+    _signal.signal(SIGINT, _signal.SIG_IGN)  # a KeyboardInterrupt would end the worker
     prctl(PR_SET_PDEATHSIG, SIGKILL, what="pdeathsig")
     prctl(PR_SET_CHILD_SUBREAPER, 1, what="subreaper")
     prctl(PR_SET_DUMPABLE, 0, what="dumpable")  # programs (same uid) cannot read or ptrace us

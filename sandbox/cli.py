@@ -10,7 +10,7 @@ from typing import Any
 
 from . import isolation as iso
 from .limits import Limits
-from .pool import SandboxPool, make_job, run
+from .pool import SandboxPool, Worker, make_job, run
 from .result import ExecResult, Status
 
 EXIT_OK, EXIT_PROGRAM_FAILED, EXIT_USAGE, EXIT_SANDBOX_ERROR = 0, 1, 2, 3
@@ -49,17 +49,35 @@ def cmd_run(args: argparse.Namespace) -> int:
             name, _, path = spec.partition("=")
             files[name] = Path(path or name).read_bytes()
         limits = _limits(args)
-        make_job(program, stdin, files, limits)  # validate before starting anything
+        job = make_job(program, stdin, files, limits)  # validate before starting anything
     except (OSError, ValueError, TypeError) as e:
         print(f"sandbox run: {e}", file=sys.stderr)
         return EXIT_USAGE
     # One program: a fresh bubblewrap sandbox just for it.
     isolation = "bwrap-per-run" if args.isolation == "bwrap" else args.isolation
+    worker = None
     try:
-        result = run(program, stdin, limits, files, isolation=isolation, allow_unsafe=args.allow_unsafe)
+        if isolation == "bwrap-per-run":
+            worker = Worker(iso.resolve_isolation(isolation, args.allow_unsafe))
+            try:
+                result = worker.run(job)
+            finally:
+                worker.kill(wait=False)
+        else:
+            result = run(program, stdin, limits, files, isolation=isolation, allow_unsafe=args.allow_unsafe)
     except iso.SandboxUnavailable as e:
         print(f"sandbox run: {e}", file=sys.stderr)
         return EXIT_USAGE
+    try:
+        return _report(args, result)
+    finally:
+        if worker is not None:
+            # The result is out; now make sure nothing of the sandbox outlives this command (its
+            # processes are killed already, but the kernel may still be tearing them down).
+            worker.wait_teardown()
+
+
+def _report(args: argparse.Namespace, result: ExecResult) -> int:
     if args.json:
         print(result.to_json())
     else:
@@ -70,6 +88,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"[sandbox] status={result.status.value} exit_code={result.exit_code}{sig} "
               f"duration={result.duration:.3f}s" + (f" ({result.error})" if result.error else ""),
               file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
     if result.status is Status.OK:
         return EXIT_OK
     return EXIT_SANDBOX_ERROR if result.status is Status.SANDBOX_ERROR else EXIT_PROGRAM_FAILED

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import fcntl
 import os
 import queue
 import select
@@ -26,6 +27,7 @@ from .result import ExecResult, Status
 KILL_GRACE_S = 0.5        # after asking the worker to kill a job, wait this long before killing the worker
 DRAIN_S = 0.25            # after the job ended, wait at most this long for the output pipes to close
 START_TIMEOUT_S = 30.0    # a worker that is not ready by then counts as failed
+TEARDOWN_WAIT_S = 10.0    # after killing a worker, wait at most this long for all of its processes to be gone
 
 Files = Mapping[str, Union[str, bytes]]
 
@@ -75,13 +77,18 @@ def _check_file_name(name: str) -> None:
         raise ValueError("files: 'main.py' is the program itself; choose another name")
 
 
+_SEALS = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
+
+
 def _memfd(name: str, data: bytes) -> int:
-    """An anonymous in-memory file holding ``data``, positioned at its start."""
-    fd = os.memfd_create(name, os.MFD_CLOEXEC)
+    """An anonymous in-memory file holding ``data``, positioned at its start, sealed: the
+    program gets it (as stdin) read-write, and must not use it to hold memory of its own."""
+    fd = os.memfd_create(name, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
     os.lseek(fd, 0, os.SEEK_SET)
+    fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
     return fd
 
 
@@ -114,6 +121,8 @@ class Worker:
         self.sock: socket.socket | None = None
         self.info: dict[str, Any] = {}
         self._next_id = 0
+        self._inits: list[int] = []   # pidfds of the worker's pid-namespace init (the zygote)
+        self._dying: list[int] = []   # the same, for killed workers whose processes may still be exiting
 
     # ---- lifecycle -------------------------------------------------------------------------
     @property
@@ -169,6 +178,7 @@ class Worker:
             text = raw[1:].decode("utf-8", "replace")
             if raw[0] == proto.OP_READY:
                 self.info = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+                self._inits = self._watch_inits()
                 return
             if raw[0] == proto.OP_FATAL:
                 self.kill()
@@ -183,8 +193,65 @@ class Worker:
             data = b""
         return data.decode("utf-8", "replace").strip()[-2000:]
 
-    def kill(self) -> None:
-        """Kill the worker and everything in it (its whole pid namespace dies with bwrap)."""
+    def _watch_inits(self) -> list[int]:
+        """pidfds of bwrap's child, pid 1 of the worker's pid namespace: it is reported as exited
+        only once every process of that namespace (programs, their daemons) is gone.
+
+        As root, also pins the worker's OOM score at the maximum: every program writes 1000 to
+        its own oom_score_adj (if memory runs out, programs die first), but without this it could
+        write 0 back - only a writer with CAP_SYS_RESOURCE on the host sets the floor."""
+        if self.proc is None or self.isolation == "none":
+            return []
+        pid = self.proc.pid
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children") as f:
+                children = [int(c) for c in f.read().split()]
+        except (OSError, ValueError):  # a kernel without CONFIG_PROC_CHILDREN
+            children = []
+            for name in os.listdir("/proc"):
+                if name.isdigit():
+                    try:
+                        with open(f"/proc/{name}/stat", "rb") as f:
+                            stat = f.read()
+                        if int(stat[stat.rindex(b")") + 2:].split()[1]) == pid:
+                            children.append(int(name))
+                    except (OSError, ValueError):
+                        pass
+        if os.geteuid() == 0:
+            for p in [pid, *children]:
+                try:
+                    with open(f"/proc/{p}/oom_score_adj", "w") as f:
+                        f.write("1000")
+                except OSError:
+                    pass
+        fds = []
+        for child in children:
+            try:
+                fds.append(os.pidfd_open(child))
+            except (OSError, AttributeError):
+                pass
+        return fds
+
+    def wait_teardown(self, timeout: float = TEARDOWN_WAIT_S) -> None:
+        """Wait (at most ``timeout`` s) until every process of the killed sandboxes is gone.
+
+        Killing is immediate, but the kernel can take a while to tear processes down (a second
+        or more for many processes with many memory mappings each)."""
+        fds, self._dying = self._dying, []
+        deadline = time.monotonic() + timeout
+        for fd in fds:
+            try:
+                remaining = deadline - time.monotonic()
+                if remaining > 0:
+                    poller = select.poll()
+                    poller.register(fd, select.POLLIN)
+                    poller.poll(remaining * 1000)
+            finally:
+                os.close(fd)
+
+    def kill(self, wait: bool = True) -> None:
+        """Kill the worker and everything in it (its whole pid namespace dies with bwrap); with
+        ``wait``, also wait until all of that is gone (see wait_teardown)."""
         if self.sock is not None:
             self.sock.close()
             self.sock = None
@@ -202,6 +269,10 @@ class Worker:
                 pass
             if proc.stderr is not None:
                 proc.stderr.close()
+        self._dying += self._inits
+        self._inits = []
+        if wait:
+            self.wait_teardown()
 
     def close(self) -> None:
         if self.sock is not None and self.alive:
@@ -230,7 +301,7 @@ class Worker:
             try:
                 return self._run(job, t0)
             except _WorkerDied as e:
-                self.kill()
+                self.kill(wait=False)
                 if attempt == 1 or e.args[1]:  # started jobs are not retried
                     return ExecResult.sandbox_error(f"sandbox worker died: {e.args[0]}",
                                                     duration=time.monotonic() - t0, isolation=self.isolation)
@@ -268,7 +339,8 @@ class Worker:
         for fd in open_fds:
             os.set_blocking(fd, False)
         poller = select.poll()
-        for fd in (out_r, err_r, self.sock.fileno()):
+        sock_fd = self.sock.fileno()
+        for fd in (out_r, err_r, sock_fd):
             poller.register(fd, select.POLLIN)
         done: dict[str, Any] | None = None
         kill_reason: str | None = None     # why *we* asked for the kill
@@ -282,8 +354,9 @@ class Worker:
                     kill_sent_at = now
                     self._send_kill(job_id)
                 if kill_sent_at is not None and now >= kill_sent_at + KILL_GRACE_S:
-                    # The worker did not confirm the kill in time: kill the whole worker.
-                    self.kill()
+                    # The worker did not confirm the kill in time: kill the whole worker. (Not
+                    # waiting for its processes to be gone: the result must not wait for that.)
+                    self.kill(wait=False)
                     worker_killed = True
                     break
                 wait_until = kill_sent_at + KILL_GRACE_S if kill_sent_at is not None else deadline
@@ -302,7 +375,7 @@ class Worker:
                             raw = b""
                         if not raw:
                             if kill_sent_at is not None:
-                                self.kill()
+                                self.kill(wait=False)
                                 worker_killed = True
                                 break
                             raise _WorkerDied("connection lost during the job: " + self._stderr_tail(), True)
@@ -321,12 +394,18 @@ class Worker:
                             raise _WorkerDied(raw[1:].decode("utf-8", "replace"), False)
                 if worker_killed:
                     break
-            # All of the program's processes are gone now; collect what is left in the pipes.
-            drain_until = time.monotonic() + DRAIN_S
-            while open_fds and time.monotonic() < drain_until:
-                events = poller.poll(max(0.0, drain_until - time.monotonic()) * 1000 + 1)
+            # Collect what is left in the pipes. After a DONE, all of the program's processes are
+            # gone and the pipes are at EOF at once. After we killed the worker, its processes may
+            # take a while to die (exiting a process with many mappings is slow): take what is
+            # there now, never wait for them.
+            poller.unregister(sock_fd)
+            drain_until = time.monotonic() + (0.0 if worker_killed else DRAIN_S)
+            while open_fds:
+                events = poller.poll(max(0.0, drain_until - time.monotonic()) * 1000)
+                if not events:
+                    break
                 for fd, ev in events:
-                    if fd in bufs and fd in open_fds:
+                    if fd in open_fds:
                         self._read_into(fd, bufs, cap, truncated, open_fds, poller)
         finally:
             os.close(out_r)
@@ -491,14 +570,15 @@ class SandboxPool:
                     try:
                         result = worker.run(job)
                     finally:
-                        worker.kill()  # a fresh sandbox per program: this one is discarded
+                        worker.kill(wait=False)  # a fresh sandbox per program: this one is discarded
                 else:
                     result = worker.run(job)
             except BaseException as e:  # noqa: BLE001 - never lose a job: report it as a sandbox error
-                worker.kill()
+                worker.kill(wait=False)
                 result = ExecResult.sandbox_error(f"internal error: {type(e).__name__}: {e}",
                                                   isolation=self.isolation)
             fut.set_result(result)
+            worker.wait_teardown()  # after the result: a killed sandbox is gone before the next job
         worker.close()
 
     def submit(self, program: str | bytes, stdin: str | bytes | None = None, files: Files | None = None,
@@ -621,7 +701,7 @@ def run(program: str | bytes, stdin: str | bytes | None = None, limits: Limits |
         try:
             return worker.run(job)
         finally:
-            worker.kill()  # the whole sandbox is discarded: nothing to clean up gracefully
+            worker.kill()  # the whole sandbox is discarded (and gone when this returns)
     return _default_pool(isolation, allow_unsafe)._submit_job(job).result()
 
 

@@ -257,13 +257,15 @@ def run_attack(pool: SandboxPool, host: Host, name: str):
 ALL_ATTACKS = sorted(p.name for p in ATTACKS_DIR.glob("*.py"))
 # Run as a pair on one worker (see test_no_state_survives); the rest run alone.
 PAIRED = {"leave_state.py", "find_state.py"}
+# Need more than a bare run (a listener on the host side, stdin): tests of their own below.
+SPECIAL = {"socket_listen.py", "stdin_memfd_abuse.py"}
 
 
 def test_suite_is_big_enough():
-    assert len(ALL_ATTACKS) >= 30
+    assert len(ALL_ATTACKS) >= 60
 
 
-@pytest.mark.parametrize("name", [n for n in ALL_ATTACKS if n not in PAIRED | {"socket_listen.py"}])
+@pytest.mark.parametrize("name", [n for n in ALL_ATTACKS if n not in PAIRED | SPECIAL])
 def test_attack_is_contained(pool, host, name):
     run_attack(pool, host, name)
 
@@ -296,6 +298,37 @@ def test_no_state_survives(pool, host):
             assert second.status.value in expected and second.stdout.startswith("clean"), second
         host.assert_unharmed()
         assert_no_leftovers(host)
+
+
+def test_stdin_cannot_be_written_or_grown(pool, host):
+    """stdin is an in-memory file: the program must not be able to write it, grow it (memory
+    outside its limit) or re-open it read-write."""
+    src, expected = load_attack("stdin_memfd_abuse.py", host)
+    result = pool.run(src, stdin="hello stdin\n")
+    assert result.status.value in expected, result
+    assert "read b'hello stdin\\n' size now 12" in result.stdout, result.stdout
+    assert "ESCAPED" not in result.stdout, result.stdout
+    host.assert_unharmed()
+
+
+def test_full_dirs_do_not_delay_the_next_program(pool, host):
+    """A program that fills the inode tables of its writable dirs (here with directories, the
+    slowest to remove one by one) must not make the next program on the same worker late: the
+    next program's deadline is running while the worker cleans up."""
+    fill = ("import os\n"
+            "for d in ('.', '/tmp', '/dev/shm'):\n"
+            "    n = 0\n"
+            "    try:\n"
+            "        while True:\n"
+            "            os.mkdir(f'{d}/d{n}'); n += 1\n"
+            "    except OSError:\n"
+            "        print(d, n)\n")
+    with SandboxPool(1, limits=Limits(timeout_s=5)) as one:
+        first = one.run(fill)
+        assert first.status is Status.OK and first.stdout.count("\n") == 3, first
+        nxt = one.run("import os; print(sorted(os.listdir('.')), os.listdir('/tmp'), os.listdir('/dev/shm'))",
+                      limits=Limits(timeout_s=0.75))
+        assert nxt.status is Status.OK and nxt.stdout == "['main.py'] [] []\n", nxt
 
 
 def test_killing_the_worker_mid_run_is_a_sandbox_error_then_recovers(pool, host):
@@ -334,7 +367,8 @@ def test_attacks_in_parallel_do_not_interfere(pool, host):
 # --------------------------------------------------------------------------------------------
 CLI_ATTACKS = ["fork_bomb.py", "memory_bomb_processes.py", "double_fork_daemon.py", "daemon_holds_stdout.py",
                "stdout_flood.py", "signal_ignoring_loop.py", "write_outside.py", "read_host_secrets.py",
-               "kill_everything.py", "socket_connect.py"]
+               "kill_everything.py", "socket_connect.py", "sigint_process_group.py", "steal_setup_flag.py",
+               "shared_mmap_bomb.py", "fork_after_deadline.py"]
 
 
 def _throwaway_pidns() -> list[str]:
