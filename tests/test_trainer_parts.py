@@ -77,3 +77,28 @@ def test_dynamic_sampling_fills_the_batch_with_informative_groups(tiny_model_dir
     assert all(int(s["answer"]) % 2 == 1 for s in samples)  # only informative (odd-answer) groups were kept
     capped = _train(tiny_model_dir, tmp_path / "cap", "algo.dynamic_sampling=true", "algo.max_sampling_rounds=1")
     assert all(m["batch/sampling_rounds"] == 1 and m["batch/groups"] <= 4 for m in capped)
+
+
+def test_num_iterations_reuse_the_sampler_logprobs(tiny_model_dir):
+    """num_iterations=2 is two optimizer steps on one batch, both against the sampler's old logprobs."""
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    batch = _rollout(tokenizer)
+    advantages = torch.tensor([1.0, -1.0, 0.5, -0.5, 2.0, -2.0])
+
+    def run(iterations, calls):
+        cfg = load_config(TrainConfig, None, [f"algo.num_iterations={iterations}", "optim.lr=1e-2",
+                                              "optim.micro_batch_size=4", "algo.clip_eps_high=0.28"])
+        model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+        optimizer = torch.optim.SGD(model.parameters(), lr=cfg.optim.lr)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: 1.0)
+        for _ in range(calls):
+            metrics = policy_update(model, None, batch, advantages, torch.ones(6), cfg, tokenizer.pad_token_id,
+                                    optimizer, scheduler)
+        return [p.detach().clone() for p in model.parameters()], metrics
+
+    twice, metrics = run(2, 1)
+    once_twice, _ = run(1, 2)
+    once, _ = run(1, 1)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(twice, once_twice))
+    assert not all(torch.allclose(a, b, atol=1e-6) for a, b in zip(twice, once))
+    assert {"loss/clip_frac", "loss/entropy", "loss/ratio_mean", "optim/grad_norm"} <= metrics.keys()
