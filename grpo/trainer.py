@@ -274,11 +274,11 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
         metrics = step_metrics(sampled, G, rounds, len(batch) // G)
         metrics.update(update_metrics)
         metrics.update({f"time/{k}": v for k, v in timing.items()})
+        metrics["time/step"] = time.perf_counter() - t_step  # the training step alone, evaluation excluded
         if heldout and ((cfg.eval.every and step % cfg.eval.every == 0) or step == cfg.steps):
             t0 = time.perf_counter()
             metrics.update(run_eval(engine, heldout, heldout_ids, verifier, cfg))
             metrics["time/eval"] = time.perf_counter() - t0
-        metrics["time/step"] = time.perf_counter() - t_step
         log.log(step, metrics)
         log.samples(step, sample_rows(batch, advantages, cfg.log_samples, tokenizer, task))
         if step % cfg.save_every == 0 or step == cfg.steps:
