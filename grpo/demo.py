@@ -100,7 +100,6 @@ def run_demo(output_dir: str | Path = "runs/demo", grpo_overrides: Sequence[str]
         print(f"\n== {title}  [{time.perf_counter() - start:.0f}s]", flush=True)
 
     stage("1/5 building a tiny Qwen2 policy and training its tokenizer")
-    t = time.perf_counter()
     base = build_tiny_policy_for_task(out / "base", DEMO_TASK, seed=sft_cfg.seed)
     n_params = sum(p.numel() for p in load_policy(ModelConfig(path=str(base)))[0].parameters())
     print(f"   {n_params / 1e6:.2f}M parameters, saved to {base}")

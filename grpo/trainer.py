@@ -76,6 +76,13 @@ class PromptStream:
         return out
 
 
+def rewards_and_valid(verdicts: list[Verdict]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B,) float rewards and (B,) bool: the verifier could judge the sample."""
+    rewards = torch.tensor([v.reward for v in verdicts], dtype=torch.float)
+    valid = torch.tensor([v.status != "unverifiable" for v in verdicts], dtype=torch.bool)
+    return rewards, valid
+
+
 def sample_and_verify(engine: RolloutEngine, rows: list[Mapping[str, Any]], prompt_ids: list[list[int]],
                       group_size: int, sampling: SamplingParams, verifier: Verifier, timing: dict[str, float]) -> Rollout:
     t0 = time.perf_counter()
@@ -111,22 +118,20 @@ def policy_update(model: torch.nn.Module, ref_model: torch.nn.Module | None, bat
     for i, lp in enumerate(batch.sampler_logprobs):
         old_logprobs[i, : len(lp)] = torch.tensor(lp)
     micro_batches = [list(range(s, min(B, s + o.micro_batch_size))) for s in range(0, B, o.micro_batch_size)]
-
-    def packed(idx: list[int]):
-        return pack([batch.prompt_ids[i] for i in idx], [batch.completion_ids[i] for i in idx], pad_id)
+    micro_packs = [pack([batch.prompt_ids[i] for i in idx], [batch.completion_ids[i] for i in idx], pad_id)
+                   for idx in micro_batches]  # packed once, reused by the reference and every iteration
 
     ref_logprobs: list[torch.Tensor | None] = [None] * len(micro_batches)
     if ref_model is not None:
         with torch.no_grad():
-            ref_logprobs = [completion_logprobs(ref_model, packed(idx), temperature)[0] for idx in micro_batches]
+            ref_logprobs = [completion_logprobs(ref_model, mb, temperature)[0] for mb in micro_packs]
 
     sums: dict[str, float] = {}
     weight = 0.0
     grad_norms = []
     for iteration in range(a.num_iterations):
         optimizer.zero_grad(set_to_none=True)
-        for m, idx in enumerate(micro_batches):
-            mb = packed(idx)
+        for m, (idx, mb) in enumerate(zip(micro_batches, micro_packs)):
             Tm = mb.completion_ids.shape[1]
             logprobs, entropy = completion_logprobs(model, mb, temperature, with_entropy=iteration == 0)  # (b, Tm)
             mb_mask = mask[idx, :Tm]
@@ -242,15 +247,15 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
             sampled.extend(rollout)
             keep = range(need)
             if a.dynamic_sampling:
-                rewards = torch.tensor([v.reward for v in rollout.verdicts])
-                valid = torch.tensor([v.status != "unverifiable" for v in rollout.verdicts])
+                rewards, valid = rewards_and_valid(rollout.verdicts)
                 keep = [g for g, flat in enumerate(zero_variance_groups(rewards, G, valid).tolist()) if not flat]
             batch.extend(rollout.take([g * G + j for g in keep for j in range(G)]))
             groups_kept += len(keep)
 
         # 3. advantages
-        rewards = torch.tensor([v.reward for v in batch.verdicts], dtype=torch.float)  # (B,)
-        valid = torch.tensor([not (a.mask_unverifiable and v.status == "unverifiable") for v in batch.verdicts])
+        rewards, valid = rewards_and_valid(batch.verdicts)  # (B,) each
+        if not a.mask_unverifiable:
+            valid = torch.ones_like(valid)
         advantages = group_advantages(rewards, G, std_scaling=a.std_scaling, std_scope=a.std_scope, valid=valid)
         sample_weight = valid.float()
         if a.mask_truncated:
@@ -293,9 +298,8 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
 
 def step_metrics(sampled: Rollout, group_size: int, rounds: int, groups_in_batch: int) -> dict[str, float]:
     """Reward, accuracy and length statistics over everything sampled this step."""
-    rewards = torch.tensor([v.reward for v in sampled.verdicts], dtype=torch.float)
+    rewards, valid = rewards_and_valid(sampled.verdicts)
     statuses = [v.status for v in sampled.verdicts]
-    valid = torch.tensor([s != "unverifiable" for s in statuses])
     lengths = torch.tensor([len(c) for c in sampled.completion_ids], dtype=torch.float)
     n = max(1, len(sampled))
     return {

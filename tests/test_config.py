@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 
 from grpo.config import ConfigError, SFTConfig, TrainConfig, dump_yaml, load_config, parse_overrides
@@ -22,7 +24,7 @@ def test_yaml_then_overrides_win(tmp_path):
 
 def test_configs_are_frozen():
     cfg = load_config(TrainConfig)
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.steps = 3  # type: ignore[misc]
 
 
