@@ -37,8 +37,10 @@ import time
 import _signal
 import _socket
 
-(MODE, CTRL_FD, WORKDIR, SANDBOX_ID, FRESH, DEFAULT_DISK_MB, INODES, PRELOAD) = (
-    sys.argv[1:9] if len(sys.argv) >= 9 else ["ns", "3", "/sandbox", "65534", "0", "64", "16384", ""])
+(MODE, CTRL_FD, WORKDIR, SANDBOX_ID, FRESH, DEFAULT_DISK_MB, INODES, PRELOAD, IMPORT_PATHS) = (
+    sys.argv[1:10] if len(sys.argv) >= 10 else ["ns", "3", "/sandbox", "65534", "0", "64", "16384", "", ""])
+# Read-only directories (bound at the same path) whose packages programs and PRELOAD may import.
+sys.path.extend(p for p in IMPORT_PATHS.split(os.pathsep) if p)
 CTRL_FD, SANDBOX_ID, DEFAULT_DISK_MB, INODES = int(CTRL_FD), int(SANDBOX_ID), int(DEFAULT_DISK_MB), int(INODES)
 FRESH = FRESH == "1"
 
@@ -1071,11 +1073,15 @@ def main():
     prctl(PR_SET_CHILD_SUBREAPER, 1, what="subreaper")
     prctl(PR_SET_DUMPABLE, 0, what="dumpable")  # programs (same uid) cannot read or ptrace us
     os.environ.clear()  # e.g. LC_CTYPE from the interpreter's locale coercion: programs get none
+    preload_failed = []
     for name in filter(None, PRELOAD.split(",")):
         try:  # modules programs commonly import: imported once here, free in every child
-            __import__(name)
-        except Exception:
-            pass
+            module, _, function = name.partition(":")
+            __import__(module)
+            if function:  # "module:function": also call it once, e.g. to warm the module's caches
+                getattr(sys.modules[module], function)()
+        except Exception as e:
+            preload_failed.append(f"{name} ({type(e).__name__}: {e})".replace("\n", " "))
     global TID_CELL
     if MODE == "ns" and SYS and len(os.listdir("/proc/self/task")) == 1:
         TID_OFFSET = calibrate_tid_offset()
@@ -1105,7 +1111,8 @@ def main():
     gc.freeze()  # keep the collector from touching (and copying) the zygote's objects in children
     info = {"pid": os.getpid(), "uid": os.getuid(), "python": sys.version.split()[0],
             "executable": sys.executable, "mode": MODE, "seccomp": int(AUDIT_ARCH is not None),
-            "spawn": "clone" if TID_OFFSET is not None else ("fork" if MODE != "ns" else "fork+unshare+fork")}
+            "spawn": "clone" if TID_OFFSET is not None else ("fork" if MODE != "ns" else "fork+unshare+fork"),
+            "preload_failed": "; ".join(preload_failed)}
     send_text(OP_READY, "".join(f"{k}={v}\n" for k, v in info.items()))
     while True:
         try:

@@ -124,16 +124,24 @@ class WorkerCommand:
 
 def build_command(mode: str, ctrl_fd: int, *, fresh_interpreter: bool = False,
                   python: str | None = None, disk_mb: int = 64,
-                  preload: list[str] | None = None) -> WorkerCommand:
+                  preload: list[str] | None = None, import_paths: list[str] | None = None) -> WorkerCommand:
     python = python or interpreter()
     preload = PRELOAD if preload is None else list(preload)
+    import_paths = [os.path.realpath(p) for p in import_paths or ()]
+    for p in import_paths:
+        if not os.path.isdir(p) or os.pathsep in p:
+            raise ValueError(f"import_paths: {p!r} must be an existing directory (its name without {os.pathsep!r})")
+        if _under(p, ["/tmp", "/dev", "/proc", WORKDIR]) or p == "/":
+            raise ValueError(f"import_paths: {p!r} would be hidden by the sandbox's own /tmp, /dev, /proc or "
+                             f"{WORKDIR}; move that code elsewhere")
     uid = SANDBOX_UID
     if mode == "none" and os.geteuid() == 0 and not all(
             _world_accessible(p) for p in {os.path.dirname(python), os.path.realpath(sys.base_prefix)}):
         uid = -1  # unsafe mode, as root, with an interpreter only root can read: cannot drop to 65534
     zygote = [python, "-I", "-S", "-B", "-c", BOOTSTRAP,
               "ns" if mode != "none" else "none", str(ctrl_fd), WORKDIR, str(uid),
-              "1" if fresh_interpreter else "0", str(disk_mb), str(INODES), ",".join(preload)]
+              "1" if fresh_interpreter else "0", str(disk_mb), str(INODES), ",".join(preload),
+              os.pathsep.join(import_paths)]
     if mode == "none":
         return WorkerCommand(zygote, [ctrl_fd], {"env": {}, "cwd": "/", "start_new_session": True},
                              description="no isolation (unsafe): rlimits + process group only")
@@ -162,6 +170,10 @@ def build_command(mode: str, ctrl_fd: int, *, fresh_interpreter: bool = False,
         if pre and pre != "/" and os.path.isdir(pre) and not _under(pre, bound_roots):
             binds.append((pre, pre))
             bound_roots.append(pre)
+    for path in import_paths:  # trusted code the caller asked for (e.g. a verifier's packages), read-only
+        if not _under(path, bound_roots):
+            binds.append((path, path))
+            bound_roots.append(path)
     for etc in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime",
                 "/etc/alternatives"):
         if os.path.exists(etc):

@@ -111,8 +111,11 @@ class Worker:
     """
 
     def __init__(self, isolation: str, *, fresh_interpreter: bool = False, python: str | None = None,
-                 preload: list[str] | None = None, disk_mb: int = 64):
+                 preload: list[str] | None = None, import_paths: list[str] | None = None, disk_mb: int = 64,
+                 strict_preload: bool = False):
         self.isolation = isolation
+        self.import_paths = import_paths
+        self.strict_preload = strict_preload
         self.fresh_interpreter = fresh_interpreter
         self.python = python
         self.preload = preload
@@ -135,7 +138,8 @@ class Worker:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             cmd = iso.build_command(self.isolation, child.fileno(), fresh_interpreter=self.fresh_interpreter,
-                                    python=self.python, preload=self.preload, disk_mb=self.disk_mb)
+                                    python=self.python, preload=self.preload, import_paths=self.import_paths,
+                                    disk_mb=self.disk_mb)
             try:
                 self.proc = subprocess.Popen(cmd.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                              stderr=subprocess.PIPE, pass_fds=cmd.pass_fds, close_fds=True,
@@ -168,7 +172,10 @@ class Worker:
                 raise SandboxUnavailable(f"sandbox worker did not start within {timeout:.0f} s. {err}")
             if not poller.poll(remaining * 1000):
                 continue
-            raw = parent.recv(65536)
+            try:
+                raw = parent.recv(65536)
+            except ConnectionError:
+                raw = b""
             if not raw:
                 self.proc.wait(timeout=5) if self.proc else None
                 err = self._stderr_tail()
@@ -178,6 +185,10 @@ class Worker:
             text = raw[1:].decode("utf-8", "replace")
             if raw[0] == proto.OP_READY:
                 self.info = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+                if self.info.get("preload_failed") and self.strict_preload:
+                    self.kill()
+                    raise SandboxUnavailable("sandbox worker could not import its preload modules: "
+                                             f"{self.info['preload_failed']}; check import_paths")
                 self._inits = self._watch_inits()
                 return
             if raw[0] == proto.OP_FATAL:
@@ -510,13 +521,16 @@ class SandboxPool:
     bring none. ``fresh_interpreter``: exec a new interpreter per program instead of running it
     in the forked zygote (closest to `python main.py`, several times slower). ``preload``:
     modules each worker imports once, so that programs get them for free (default: a list of
-    common ones, see sandbox.isolation.PRELOAD). ``python``: interpreter to use inside (default:
-    the one running this, without its virtualenv: programs get the standard library only).
+    common ones, see sandbox.isolation.PRELOAD); ``"module:function"`` also calls that function
+    once, e.g. to warm caches; one given here that fails is an error. ``import_paths``: directories bound read-only into the sandbox and put on its
+    ``sys.path`` (e.g. trusted code that programs call, such as a verifier and its libraries).
+    ``python``: interpreter to use inside (default: the one running this, without its
+    virtualenv: programs get the standard library only, plus ``import_paths``).
     """
 
     def __init__(self, workers: int | None = None, *, limits: Limits | None = None, isolation: str = "bwrap",
                  allow_unsafe: bool = False, fresh_interpreter: bool = False, python: str | None = None,
-                 preload: list[str] | None = None):
+                 preload: list[str] | None = None, import_paths: list[str] | None = None):
         if workers is None:
             workers = default_workers()
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
@@ -527,7 +541,8 @@ class SandboxPool:
         self._closed = False
         self._lock = threading.Lock()
         self._workers = [Worker(self.isolation, fresh_interpreter=fresh_interpreter, python=python,
-                                preload=preload) for _ in range(workers)]
+                                preload=preload, import_paths=import_paths, strict_preload=preload is not None)
+                         for _ in range(workers)]
         self._threads: list[threading.Thread] = []
         # Each worker is started by the thread that serves it: bwrap's --die-with-parent (and the
         # zygote's parent-death signal) fire when the *thread* that started the process exits.

@@ -384,3 +384,18 @@ def test_cli_check_without_bwrap_says_how_to_install(tmp_path):
     assert p.returncode == 2 and "apt-get install bubblewrap" in p.stderr
     p = cli("check", "--allow-unsafe", env=env)
     assert p.returncode == 1 and "UNSAFE" in p.stdout
+
+
+def test_import_paths_and_preload_functions(tmp_path_factory):
+    """Trusted code outside the standard library is importable from import_paths, read-only; a
+    'module:function' preload runs once in the worker; a preload that fails is an error."""
+    root = Path(__file__).resolve().parent / "sandbox_support"
+    assert (root / "warm_counter.py").exists()
+    with SandboxPool(1, preload=["warm_counter:warm"], import_paths=[str(root)]) as pool:
+        r = pool.run("import os, warm_counter\nprint(warm_counter.WARMED)\n"
+                     "print(bool(os.statvfs(warm_counter.__file__).f_flag & os.ST_RDONLY))\n")
+        assert r.stdout == "1\nTrue\n"  # warmed once in the worker, inherited; mounted read-only
+    with pytest.raises(sandbox.SandboxUnavailable, match="could not import its preload modules: no_such_module_xyz"):
+        SandboxPool(1, preload=["no_such_module_xyz"])
+    with pytest.raises(ValueError, match="hidden by the sandbox"):
+        SandboxPool(1, import_paths=[str(tmp_path_factory.mktemp("x"))])
