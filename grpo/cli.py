@@ -52,6 +52,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heldout", type=int, default=200, metavar="N", help="held-out problems evaluated (default 200)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
+    p = sub.add_parser("verify", help="judge a JSONL file of completions with a verifier",
+                       description="Each row of IN.jsonl has 'completion' plus the verifier's fields ('answer' for "
+                                   "math; 'tests' + 'entry_point' or 'inputs' + 'outputs' for code). Rows are written "
+                                   "to OUT.jsonl in order with 'reward', 'status' and 'reason' added; a summary goes "
+                                   "to stderr.")
+    p.add_argument("--verifier", required=True, metavar="NAME",
+                   help="registered name (e.g. math, code, integer_boxed), module:function, or an entry point")
+    p.add_argument("--input", required=True, metavar="IN.jsonl")
+    p.add_argument("--output", required=True, metavar="OUT.jsonl")
+    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="per-sample deadline of sandboxed verifiers (default: the verifier's own)")
+
     p = sub.add_parser("tiny-model", help="build a tiny random-init Qwen2 policy and tokenizer",
                        description="Train a BPE tokenizer on a task's text and save a random-init Qwen2 "
                                    "(head_dim 64) beside it, for tests and benchmarks.")
@@ -83,6 +95,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             run_demo(args.output_dir, grpo_overrides=args.overrides, sft_overrides=args.sft_overrides,
                      heldout=args.heldout, show_progress=not args.no_progress)
+        elif args.command == "verify":
+            from grpo.verify_cli import VerifyInputError, verify_file
+
+            try:
+                verify_file(args.verifier, args.input, args.output, timeout_s=args.timeout)
+            except (VerifyInputError, ValueError) as exc:
+                print(f"rlvr verify: error: {exc}", file=sys.stderr)
+                return 2
         elif args.command == "tiny-model":
             from grpo.tiny_model import build_tiny_policy_for_task
 

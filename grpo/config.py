@@ -82,6 +82,16 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class RewardConfig:
+    verifiers: dict[str, float] = field(default_factory=dict)  # weighted sum of verifiers {name: weight}; the first gives the status; empty = the task's verifier (or `verifier`) alone
+    correct: float | None = None  # reward of a correct verdict (null: the verifier's own, usually 1)
+    incorrect: float | None = None  # reward of an incorrect verdict (null: the verifier's own, usually 0)
+    timeout_s: float | None = None  # per-sample deadline of sandboxed verifiers; a timeout is unverifiable (null: the verifier's default)
+    overlong_buffer_len: int = 0  # DAPO soft overlong punishment over the last N tokens before rollout.max_new_tokens (0 = off)
+    overlong_penalty_factor: float = 1.0  # DAPO: the punishment reached at rollout.max_new_tokens
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     task: str = "arithmetic"  # built-in task name
     verifier: str | None = None  # override the task's verifier (registry name or module:function)
@@ -90,6 +100,7 @@ class TrainConfig:
     algo: AlgoConfig = field(default_factory=AlgoConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
     steps: int = 100  # GRPO steps (one optimizer batch of sampled prompts each)
     seed: int = 0  # seeds data order, sampling and initialisation
     output_dir: str = "runs/grpo"  # the run folder
@@ -128,6 +139,15 @@ class TrainConfig:
         _check(e.n >= 1, "eval.n", e.n, "must be >= 1")
         _check(all(1 <= k <= e.n for k in e.ks), "eval.ks", e.ks, f"each k must be in [1, eval.n={e.n}]")
         _check(e.temperature >= 0, "eval.temperature", e.temperature, "must be >= 0 (0 = greedy)")
+        w = self.reward
+        _check(not (self.verifier and w.verifiers), "verifier", self.verifier,
+               "give either `verifier` or `reward.verifiers` (a weighted combination), not both")
+        _check(all(v != 0 for v in w.verifiers.values()), "reward.verifiers", w.verifiers,
+               "weights must be non-zero numbers, e.g. {math: 1.0, think_format: 0.1}")
+        _check(w.timeout_s is None or w.timeout_s > 0, "reward.timeout_s", w.timeout_s, "must be > 0 seconds, or null")
+        _check(0 <= w.overlong_buffer_len <= r.max_new_tokens, "reward.overlong_buffer_len", w.overlong_buffer_len,
+               f"must be in [0, rollout.max_new_tokens={r.max_new_tokens}] (0 = off)")
+        _check(w.overlong_penalty_factor >= 0, "reward.overlong_penalty_factor", w.overlong_penalty_factor, "must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -199,6 +219,10 @@ def _coerce(tp: Any, value: Any, name: str) -> Any:
         if value not in args:
             raise ConfigError(f"config field '{name}' = {value!r}: must be one of {', '.join(map(repr, args))}")
         return value
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config field '{name}' = {value!r}: must be a mapping, e.g. {{math: 1.0}}")
+        return {_coerce(args[0], k, f"{name} key"): _coerce(args[1], v, f"{name}.{k}") for k, v in value.items()}
     if origin is tuple:
         if isinstance(value, (str, int, float)):
             value = [value]

@@ -22,16 +22,17 @@ from tqdm import tqdm
 
 from grpo.advantages import group_advantages, zero_variance_groups
 from grpo.checkpoint import latest_checkpoint, load_trainer_state, rng_state, save_checkpoint, set_rng_state
-from grpo.config import ConfigError, TrainConfig, dump_yaml
+from grpo.config import ConfigError, RewardConfig, TrainConfig, dump_yaml
 from grpo.eval import evaluate
 from grpo.hf_engine import HFEngine
 from grpo.losses import loss_normalizers, policy_loss
 from grpo.modeling import completion_logprobs, load_policy, make_optimizer, pack, set_threads
 from grpo.plots import write_plots
+from grpo.rewards import build_verifier, shape_verdicts
 from grpo.rollout import RolloutEngine, SamplingParams
 from grpo.runlog import RunLog
 from tasks import Task, get_task
-from verifiers import Verdict, Verifier, get_verifier, verify_batch
+from verifiers import Verdict, Verifier, verify_batch
 
 
 @dataclass
@@ -84,12 +85,14 @@ def rewards_and_valid(verdicts: list[Verdict]) -> tuple[torch.Tensor, torch.Tens
 
 
 def sample_and_verify(engine: RolloutEngine, rows: list[Mapping[str, Any]], prompt_ids: list[list[int]],
-                      group_size: int, sampling: SamplingParams, verifier: Verifier, timing: dict[str, float]) -> Rollout:
+                      group_size: int, sampling: SamplingParams, verifier: Verifier, reward: RewardConfig,
+                      timing: dict[str, float]) -> Rollout:
     t0 = time.perf_counter()
     completions = engine.generate(prompt_ids, group_size, sampling)
     t1 = time.perf_counter()
     sample_rows = [rows[i] for i in completions.prompt_index]
-    verdicts = verify_batch(verifier, completions.text, sample_rows)
+    verdicts = verify_batch(verifier, completions.text, sample_rows, timeout_s=reward.timeout_s)
+    verdicts = shape_verdicts(verdicts, [len(t) for t in completions.token_ids], reward, sampling.max_new_tokens)
     t2 = time.perf_counter()
     timing["generate"] += t1 - t0
     timing["verify"] += t2 - t1
@@ -201,7 +204,7 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
         ref_model, _ = load_policy(cfg.model)
         ref_model.eval().requires_grad_(False)
     task = get_task(cfg.task)
-    verifier = get_verifier(cfg.verifier or task.verifier)
+    verifier = build_verifier(cfg.reward, cfg.verifier, task.verifier)
     train_rows = task.load("train")
     stream = PromptStream(len(train_rows), cfg.seed)
     prompt_cache: dict[int, list[int]] = {}
@@ -243,7 +246,7 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
                 if i not in prompt_cache:
                     prompt_cache[i] = tokenizer(task.prompt(train_rows[i])).input_ids
             rollout = sample_and_verify(engine, [train_rows[i] for i in indices], [prompt_cache[i] for i in indices],
-                                        G, sampling, verifier, timing)
+                                        G, sampling, verifier, cfg.reward, timing)
             sampled.extend(rollout)
             keep = range(need)
             if a.dynamic_sampling:

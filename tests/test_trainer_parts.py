@@ -102,3 +102,18 @@ def test_num_iterations_reuse_the_sampler_logprobs(tiny_model_dir):
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(twice, once_twice))
     assert not all(torch.allclose(a, b, atol=1e-6) for a, b in zip(twice, once))
     assert {"loss/clip_frac", "loss/entropy", "loss/ratio_mean", "optim/grad_norm"} <= metrics.keys()
+
+
+def test_trainer_applies_the_reward_config(tiny_model_dir, tmp_path):
+    """A weighted combination, a reward mapping and DAPO's overlong punishment all reach the samples."""
+    _train(tiny_model_dir, tmp_path, "verifier=null", "log_samples=16", "rollout.max_new_tokens=8",
+           "reward.verifiers={plugin_verifiers:odd_answers_only: 1.0, think_format: 0.5}",
+           "reward.incorrect=-1.0", "reward.overlong_buffer_len=4")
+    samples = [json.loads(line) for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 32
+    for s in samples:
+        if int(s["answer"]) % 2 == 0:  # odd_answers_only says incorrect, reward mapped to -1 (+ punishment)
+            assert s["status"] == "incorrect" and s["reward"] <= -1.0
+        if s["finish_reason"] == "length":  # 8 tokens of 8: the full punishment
+            assert "overlong -1.000" in s["reason"]
+    assert any(s["finish_reason"] == "length" for s in samples)
