@@ -39,5 +39,5 @@ def shape_verdicts(verdicts: Sequence[Verdict], completion_lengths: Sequence[int
             if penalty:
                 value += penalty
                 reason = f"{reason}; overlong {penalty:+.3f}" if reason else f"overlong {penalty:+.3f}"
-        out.append(Verdict(verdict.status, float(value), reason))
+        out.append(Verdict(verdict.status, float(value), reason, verdict.extracted))
     return out

@@ -51,5 +51,5 @@ def integer_boxed(completion: str, example: Mapping[str, Any]) -> Verdict:
     if not _INTEGER.fullmatch(answer):
         return Verdict("incorrect", 0.0, f"boxed answer {boxed!r} is not an integer")
     if int(answer) == gold:
-        return Verdict("correct", 1.0, "exact match")
-    return Verdict("incorrect", 0.0, f"expected {gold}, got {int(answer)}")
+        return Verdict("correct", 1.0, "exact match", str(gold))
+    return Verdict("incorrect", 0.0, f"expected {gold}, got {int(answer)}", str(int(answer)))

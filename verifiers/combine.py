@@ -23,7 +23,7 @@ def combine_verdicts(parts: Sequence[Verdict], weights: Sequence[float], names: 
     reward = sum(w * v.reward for w, v in zip(weights, parts))
     reason = "; ".join(f"{n}={v.reward:g} ({v.reason})" if v.reason else f"{n}={v.reward:g}"
                        for n, v in zip(names, parts))
-    return Verdict(parts[0].status, float(reward), reason)
+    return Verdict(parts[0].status, float(reward), reason, parts[0].extracted)
 
 
 def weighted(components: Mapping[str, float]) -> Verifier:

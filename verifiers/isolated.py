@@ -153,7 +153,9 @@ def _parse_reply(stdout: str) -> Verdict:
         return Verdict("unverifiable", 0.0, f"verifier error: {reply['error']}")
     if reply.get("status") not in VERDICT_STATUSES or not isinstance(reply.get("reward"), (int, float)):
         return Verdict("unverifiable", 0.0, f"verifier process gave a malformed verdict: {reply!r}"[:300])
-    return Verdict(reply["status"], float(reply["reward"]), str(reply.get("reason", "")))
+    extracted = reply.get("extracted")
+    return Verdict(reply["status"], float(reply["reward"]), str(reply.get("reason", "")),
+                   None if extracted is None else str(extracted))
 
 
 _RUNNERS: dict[tuple[str, float, int], IsolatedRunner] = {}

@@ -22,13 +22,18 @@ class Verdict:
     status: VerdictStatus
     reward: float
     reason: str = ""
+    extracted: str | None = None  # the final answer the verifier read, normalized (for majority voting); None if none
+
 
     def __post_init__(self) -> None:
         if self.status not in VERDICT_STATUSES:
             raise ValueError(f"Verdict.status must be one of {VERDICT_STATUSES}; got {self.status!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "reward": self.reward, "reason": self.reason}
+        out: dict[str, Any] = {"status": self.status, "reward": self.reward, "reason": self.reason}
+        if self.extracted is not None:
+            out["extracted"] = self.extracted
+        return out
 
 
 Verifier = Callable[[str, Mapping[str, Any]], Verdict]
