@@ -71,7 +71,8 @@ if MACHINE == "x86_64":
                swapoff=168, reboot=169, syslog=103, open_by_handle_at=304, name_to_handle_at=303,
                quotactl=179, vhangup=153, process_vm_writev=311, lookup_dcookie=212,
                capset=126, seccomp=317, gettid=186, socket=41, memfd_create=319, memfd_secret=447,
-               shmget=29, msgget=68, semget=64)
+               shmget=29, msgget=68, semget=64, io_setup=206, inotify_init=253, inotify_init1=294,
+               fanotify_init=300, mmap=9)
     AUDIT_ARCH = 0xC000003E
 elif MACHINE in ("aarch64", "arm64"):
     SYS = dict(clone=220, clone3=435, ioctl=29, unshare=97, setns=268, pivot_root=41, chroot=51,
@@ -83,7 +84,8 @@ elif MACHINE in ("aarch64", "arm64"):
                swapoff=225, reboot=142, syslog=116, open_by_handle_at=265, name_to_handle_at=264,
                quotactl=60, vhangup=58, process_vm_writev=271, lookup_dcookie=18,
                capset=91, seccomp=277, gettid=178, socket=198, memfd_create=279, memfd_secret=447,
-               shmget=194, msgget=186, semget=190)
+               shmget=194, msgget=186, semget=190, io_setup=0, inotify_init1=26, fanotify_init=262,
+               mmap=222)
     AUDIT_ARCH = 0xC00000B7
 else:  # other architectures: no seccomp layer, no raw clone (the slower fork path is used)
     SYS = {}
@@ -98,7 +100,7 @@ NS_FLAGS = CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
 # capabilities; the others are not needed and widen the kernel's surface.
 FORBIDDEN_NS = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWCGROUP | CLONE_NEWTIME
 
-MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_REC, MS_PRIVATE = 2, 4, 32, 16384, 1 << 18
+MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_REC, MS_PRIVATE = 2, 4, 8, 32, 16384, 1 << 18
 MNT_DETACH = 2
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_SECCOMP = 1, 4, 24, 22
 PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT = 36, 38, 47
@@ -254,7 +256,14 @@ BLOCKED = ["setns", "pivot_root", "chroot", "move_mount", "open_tree", "fsopen",
            # it: memfds (each up to RLIMIT_FSIZE, as many as RLIMIT_NOFILE, in every process) and
            # System V shared memory (kept after detaching), message queues and semaphore arrays
            # (kernel memory, up to what the ipc namespace's default sysctls allow: gigabytes).
-           "memfd_create", "memfd_secret", "shmget", "msgget", "semget"]
+           "memfd_create", "memfd_secret", "shmget", "msgget", "semget",
+           # Counted per host user or host-wide, whatever namespace the program is in: Linux AIO
+           # contexts share one host-wide pool (fs.aio-max-nr: one io_setup() took all of it, and
+           # every AIO user on the host failed until the run ended); inotify and fanotify groups
+           # count against the host uid's limit (128: one program took them all) and would let a
+           # program watch the host's (read-only) files being opened by others.
+           "io_setup", "inotify_init", "inotify_init1", "fanotify_init"]
+MAP_HUGETLB = 0x40000  # huge pages are in no resident set the memory limit reads (nor in RLIMIT_AS's spirit)
 
 
 def seccomp_program():
@@ -262,7 +271,7 @@ def seccomp_program():
 
     Denied (EPERM): the syscalls in BLOCKED; clone()/unshare() with a new user (or mount, net,
     cgroup, time) namespace - without a user namespace a program can never get a capability;
-    TIOCSTI/TIOCLINUX ioctls. socket() of any family but unix, inet, inet6 and netlink fails
+    TIOCSTI/TIOCLINUX ioctls; mmap() with MAP_HUGETLB. socket() of any family but unix, inet, inet6 and netlink fails
     with EAFNOSUPPORT (vsock, which no network namespace confines, in particular). clone3 answers ENOSYS so the C library falls back to clone().
     mount()/umount2() stay available to the zygote and need CAP_SYS_ADMIN, which programs drop.
     """
@@ -279,8 +288,9 @@ def seccomp_program():
         op(BPF_JGE, 0x40000000, 0, 1)         # x32 ABI
         op(BPF_RET, RET_EPERM)
     for name in BLOCKED:
-        op(BPF_JEQ, SYS[name], 0, 1)
-        op(BPF_RET, RET_EPERM)
+        if name in SYS:  # (inotify_init exists on x86_64 only)
+            op(BPF_JEQ, SYS[name], 0, 1)
+            op(BPF_RET, RET_EPERM)
     op(BPF_JEQ, SYS["clone3"], 0, 1)
     op(BPF_RET, RET_ENOSYS)
     for name in ("clone", "unshare"):
@@ -294,6 +304,11 @@ def seccomp_program():
     for i, family in enumerate(SOCKET_FAMILIES):
         op(BPF_JEQ, family, len(SOCKET_FAMILIES) - i, 0)
     op(BPF_RET, RET_EAFNOSUPPORT)
+    op(BPF_LD_W_ABS, 0)
+    op(BPF_JEQ, SYS["mmap"], 0, 3)            # mmap(MAP_HUGETLB)
+    op(BPF_LD_W_ABS, 40)                      # args[3] (flags), low 32 bits
+    op(BPF_JSET, MAP_HUGETLB, 0, 1)
+    op(BPF_RET, RET_EPERM)
     op(BPF_LD_W_ABS, 0)
     op(BPF_JEQ, SYS["ioctl"], 0, 4)
     op(BPF_LD_W_ABS, 24)                      # args[1] (request), low 32 bits
@@ -592,12 +607,23 @@ def tmpfs_options(disk_mb, mode):
     return f"size={disk_mb}m,nr_inodes={INODES},mode={mode:o}"
 
 
+PTY_MAX = 16  # pseudo-terminals a worker's programs may hold at once
+
+
 def setup_dirs():
     """A mount namespace of our own (owned by our user namespace) with fresh tmpfs mounts on
-    the writable dirs: those we may resize and replace."""
+    the writable dirs: those we may resize and replace.
+
+    Also a devpts instance of our own on /dev/pts that holds at most PTY_MAX terminals: the
+    kernel's count of pseudo-terminals is host-wide (kernel.pty.max, 4096, of which 1024 are
+    reserved for the host's own instance), and a program that opened /dev/ptmx in every process
+    took all 3072 that every container and sandbox on the host shares."""
     global _current_disk_mb
     _check(libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
     mount(None, "/", None, MS_REC | MS_PRIVATE)
+    if os.path.isdir("/dev/pts"):
+        mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+              f"newinstance,ptmxmode=0666,mode=620,max={PTY_MAX}")
     for path, mode in WRITABLE:
         if os.path.isdir(path):
             mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, tmpfs_options(DEFAULT_DISK_MB, mode))
@@ -612,6 +638,39 @@ def prepare_dirs(disk_mb):
     for path, _mode in WRITABLE:
         mount(None, path, None, MS_REMOUNT | MS_NOSUID | MS_NODEV, f"size={disk_mb}m,nr_inodes={INODES}")
     _current_disk_mb = disk_mb
+
+
+def unix_sockets_left():
+    """Unix sockets in the worker's network namespace. Between programs there are none: the
+    zygote's control socket belongs to the caller's namespace, and the flag channel is closed."""
+    with open("/proc/net/unix", "rb") as f:
+        return f.read().count(b"\n") - 1
+
+
+def collect_inflight_sockets(timeout=0.2):
+    """Make sure no socket of the last program outlives it. All its processes are gone, but unix
+    sockets it sent to one another (SCM_RIGHTS) and never received hold each other "in flight",
+    with whatever else was sent along (its stdout, a deleted tmpfs file full of data), until the
+    kernel's garbage collector runs - asynchronously, by then often after the next program has
+    started: a socket bound to an abstract name was still there for the next program to connect
+    to. Trigger the collector (a socket released while others are in flight) and wait for it.
+    False if they are not gone in time: the worker must not run another program."""
+    if unix_sockets_left() <= 0:
+        return True
+    deadline = time.monotonic() + timeout
+    while True:
+        a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        try:
+            a.sendmsg([b"g"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("i", b.fileno()))])
+        finally:
+            a.close()
+            b.close()
+        for _ in range(5):
+            time.sleep(0.002)
+            if unix_sockets_left() <= 0:
+                return True
+        if time.monotonic() >= deadline:
+            return False
 
 
 WIPE_MAX_ENTRIES = 256  # more than this in one dir tree: replace the tmpfs instead of emptying it
@@ -660,10 +719,13 @@ def remove_contents(top, budget):
 # Supervision (in the zygote)
 # --------------------------------------------------------------------------------------------
 # (RTPRIO and NICE 0: whatever the caller's limits, no real-time scheduling - a SCHED_FIFO loop
-# would starve the host's CPUs, the supervisor included - and no raised priority.)
+# would starve the host's CPUs, the supervisor included - and no raised priority. SIGPENDING:
+# queued signals are counted per host uid, across every sandbox - with the caller's limit, one
+# program queued ~100000 real-time signals and left none for any other process of that uid.)
 RLIMITS = (resource.RLIMIT_AS, resource.RLIMIT_CPU, resource.RLIMIT_FSIZE, resource.RLIMIT_CORE,
            resource.RLIMIT_NOFILE, resource.RLIMIT_NPROC, resource.RLIMIT_MEMLOCK,
-           resource.RLIMIT_MSGQUEUE, resource.RLIMIT_RTPRIO, resource.RLIMIT_NICE)
+           resource.RLIMIT_MSGQUEUE, resource.RLIMIT_RTPRIO, resource.RLIMIT_NICE, resource.RLIMIT_SIGPENDING)
+SIGPENDING_MAX = 1024
 HARD_LIMITS = {res: resource.getrlimit(res)[1] for res in RLIMITS}
 
 
@@ -687,8 +749,8 @@ def job_plan(job, workdir):
 
 def _rlimit_plan(memory_mb, cpu, fsize, nofile, nproc):
     rl = []
-    for res, soft, hard in zip(RLIMITS, (memory_mb << 20, cpu, fsize, 0, nofile, nproc, 0, 0, 0, 0),
-                               (memory_mb << 20, cpu + 1, fsize, 0, nofile, nproc, 0, 0, 0, 0)):
+    for res, soft, hard in zip(RLIMITS, (memory_mb << 20, cpu, fsize, 0, nofile, nproc, 0, 0, 0, 0, SIGPENDING_MAX),
+                               (memory_mb << 20, cpu + 1, fsize, 0, nofile, nproc, 0, 0, 0, 0, SIGPENDING_MAX)):
         cur_hard = HARD_LIMITS[res]
         if cur_hard != resource.RLIM_INFINITY:
             hard = min(hard, cur_hard)
@@ -776,6 +838,9 @@ def run_job(job, fds):
             wipe_dirs()
         except OSError as e:  # cannot clean up: this worker must not run another program
             send_text(OP_FATAL, f"cannot clean the working dirs: {e}")
+            os._exit(1)
+        if not collect_inflight_sockets():
+            send_text(OP_FATAL, "unix sockets of the last program are still in flight")
             os._exit(1)
 
 
