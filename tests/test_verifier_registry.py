@@ -139,3 +139,21 @@ def test_verify_batch_dispatches_isolated_verifiers_to_the_sandbox():
     assert [v.status for v in out] == ["unverifiable", "correct"]
     out = verify_batch(isolated_plugins.echo_length, ["ab"], [{"answer": 2}])
     assert out[0].reason == "pid=1" and os.getpid() != 1
+
+
+def test_math_verifier_runs_sandboxed_and_agrees_with_in_process():
+    """The built-in math verifier is isolated: verify_batch judges each sample in a sandboxed
+    process, with the same verdicts as calling it directly; past the deadline it is unverifiable."""
+    from verifiers.math import math_verifier
+
+    assert get_verifier("math") is math_verifier and math_verifier.isolated
+    cases = [("so \\boxed{\\frac{1}{2}}", "0.5"), ("The answer is 4 or 5.", "5"), ("#### 1,000,001", "1000000"),
+             ("\\boxed{[0, 1)}", "[0,1)"), ("\\boxed{(0, 1)}", "[0,1)"), ("no answer here", "7")]
+    completions = [c for c, _ in cases]
+    examples = [{"answer": g} for _, g in cases]
+    sandboxed = verify_batch(math_verifier, completions, examples)
+    direct = [math_verifier(c, e) for c, e in zip(completions, examples)]
+    assert sandboxed == direct
+    assert [v.status for v in sandboxed] == ["correct", "incorrect", "incorrect", "correct", "incorrect", "incorrect"]
+    late = verify_batch(math_verifier, completions[:2], examples[:2], timeout_s=0.001)
+    assert [v.status for v in late] == ["unverifiable"] * 2 and "timed out" in late[0].reason

@@ -3,6 +3,7 @@
 from verifiers.types import VERDICT_STATUSES, Verdict, Verifier
 from verifiers.registry import available_verifiers, get_verifier, register, verify_batch
 from verifiers import arithmetic as _arithmetic  # noqa: F401  (registers built-ins)
+from verifiers import math as _math  # noqa: F401
 from verifiers import format as _format  # noqa: F401
 from verifiers import code as _code  # noqa: F401
 
