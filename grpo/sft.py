@@ -26,8 +26,8 @@ def demonstrations(task_name: str, tokenizer, max_length: int) -> list[tuple[lis
     if task.solution_field is None:
         raise ConfigError(f"task {task_name!r} has no demonstrations; SFT needs a task with a solution field")
     pairs = []
-    for row in task.load("train"):
-        prompt = tokenizer(task.prompt(row)).input_ids
+    for row in task.rows("train"):
+        prompt = task.encode(row, tokenizer)  # as the trainer and evaluation will ask it (chat template included)
         completion = tokenizer(" " + row[task.solution_field]).input_ids + [tokenizer.eos_token_id]
         if len(prompt) + len(completion) <= max_length:
             pairs.append((prompt, completion))

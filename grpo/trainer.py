@@ -23,16 +23,17 @@ from tqdm import tqdm
 from grpo.advantages import group_advantages, zero_variance_groups
 from grpo.checkpoint import latest_checkpoint, load_trainer_state, rng_state, save_checkpoint, set_rng_state
 from grpo.config import ConfigError, RewardConfig, TrainConfig, dump_yaml
-from grpo.eval import evaluate
+from grpo.eval import evaluate, write_reports
 from grpo.hf_engine import HFEngine
-from grpo.losses import loss_normalizers, policy_loss
-from grpo.modeling import completion_logprobs, load_policy, make_optimizer, pack, set_threads
+from grpo.losses import loss_normalizers, policy_loss, truncated_importance_weights
+from grpo.modeling import completion_logprobs, load_policy, make_optimizer, pack, resolve_model_path, set_threads
 from grpo.plots import write_plots
 from grpo.rewards import build_verifier, shape_verdicts
 from grpo.rollout import RolloutEngine, SamplingParams
 from grpo.runlog import RunLog
+from grpo.vllm_engine import WeightSyncError
 from tasks import Task, get_task
-from verifiers import Verdict, Verifier, verify_batch
+from verifiers import Verdict, Verifier, get_verifier, verify_batch
 
 
 @dataclass
@@ -109,17 +110,22 @@ def sample_and_verify(engine: RolloutEngine, rows: list[Mapping[str, Any]], prom
 
 def policy_update(model: torch.nn.Module, ref_model: torch.nn.Module | None, batch: Rollout,
                   advantages: torch.Tensor, sample_weight: torch.Tensor, cfg: TrainConfig, pad_id: int,
-                  optimizer: torch.optim.Optimizer, scheduler) -> dict[str, float]:
-    """``num_iterations`` optimizer steps on one batch, micro-batched; returns token-weighted metrics."""
+                  optimizer: torch.optim.Optimizer, scheduler,
+                  max_logprob_diff: float | None = None) -> dict[str, float]:
+    """``num_iterations`` optimizer steps on one batch, micro-batched; returns token-weighted metrics.
+
+    With ``max_logprob_diff``, raises ``WeightSyncError`` before the first optimizer step when the
+    sampler's log-probs differ from the trainer's by more than that (see ``check_logprob_agreement``).
+    """
     a, o, temperature = cfg.algo, cfg.optim, cfg.rollout.temperature
     B = len(batch)
     full = pack(batch.prompt_ids, batch.completion_ids, pad_id)
     mask = full.completion_mask * sample_weight[:, None]  # (B, T) masked-out samples drop from the loss
     num_seqs, num_tokens = loss_normalizers(mask)  # full-batch normalizers: micro-batches sum to the batch loss
     T = full.completion_ids.shape[1]
-    old_logprobs = torch.zeros((B, T))
+    sampler_logprobs = torch.zeros((B, T))  # (B, T) the rollout engine's log-probs of the sampled tokens
     for i, lp in enumerate(batch.sampler_logprobs):
-        old_logprobs[i, : len(lp)] = torch.tensor(lp)
+        sampler_logprobs[i, : len(lp)] = torch.tensor(lp)
     micro_batches = [list(range(s, min(B, s + o.micro_batch_size))) for s in range(0, B, o.micro_batch_size)]
     micro_packs = [pack([batch.prompt_ids[i] for i in idx], [batch.completion_ids[i] for i in idx], pad_id)
                    for idx in micro_batches]  # packed once, reused by the reference and every iteration
@@ -132,18 +138,27 @@ def policy_update(model: torch.nn.Module, ref_model: torch.nn.Module | None, bat
     sums: dict[str, float] = {}
     weight = 0.0
     grad_norms = []
+    trainer_old: list[torch.Tensor] = []  # (b, Tm) per micro-batch: pi_old as the trainer computes it (iteration 0)
     for iteration in range(a.num_iterations):
         optimizer.zero_grad(set_to_none=True)
         for m, (idx, mb) in enumerate(zip(micro_batches, micro_packs)):
             Tm = mb.completion_ids.shape[1]
             logprobs, entropy = completion_logprobs(model, mb, temperature, with_entropy=iteration == 0)  # (b, Tm)
             mb_mask = mask[idx, :Tm]
+            mb_sampler = sampler_logprobs[idx, :Tm]  # (b, Tm)
+            if iteration == 0:
+                trainer_old.append(logprobs.detach())
+            if a.tis:  # PPO ratio against the trainer's pi_old; each token weighted by min(pi_old / pi_sampler, cap)
+                old, is_weights = trainer_old[m], truncated_importance_weights(trainer_old[m], mb_sampler, a.tis_cap)
+            else:  # PPO ratio against the sampler's log-probs
+                old, is_weights = mb_sampler, None
             loss, metrics = policy_loss(
-                logprobs, old_logprobs[idx, :Tm], advantages[idx], mb_mask,
+                logprobs, old, advantages[idx], mb_mask,
                 clip_eps_low=a.clip_eps_low, clip_eps_high=a.clip_eps_high, loss_agg_mode=a.loss_agg_mode,
                 kl_coef=a.kl_coef, ref_logprobs=ref_logprobs[m],
                 num_seqs=num_seqs, num_tokens=num_tokens,
                 norm_constant=float(a.loss_norm_constant or cfg.rollout.max_new_tokens),
+                is_weights=is_weights,
             )
             loss.backward()
             if iteration == 0:  # metrics of the first pass: the policy that sampled the batch
@@ -151,31 +166,85 @@ def policy_update(model: torch.nn.Module, ref_model: torch.nn.Module | None, bat
                 weight += w
                 with torch.no_grad():
                     real = mb_mask != 0
+                    tis = is_weights if is_weights is not None else torch.ones_like(mb_sampler)  # (b, Tm)
                     extra = {
                         "entropy": float(entropy[real].mean()) if real.any() else 0.0,
-                        "sampler_logprob_diff": float((logprobs.detach() - old_logprobs[idx, :Tm])[real].abs().mean())
-                        if real.any() else 0.0,
+                        # the agreement probe: sampler vs trainer on the weights that sampled this batch
+                        "logprob_diff": float((trainer_old[m] - mb_sampler)[real].abs().mean()) if real.any() else 0.0,
+                        "tis_weight_mean": float(tis[real].mean()) if real.any() else 1.0,
+                        "tis_capped_frac": float((tis[real] >= a.tis_cap).float().mean()) if real.any() else 0.0,
                         "loss": float(loss) * num_tokens / max(w, 1.0),
                     }
                 for key, value in {**metrics, **extra}.items():
                     if key not in ("num_tokens", "ratio_max"):
                         sums[key] = sums.get(key, 0.0) + value * w
                 sums["ratio_max"] = max(sums.get("ratio_max", 0.0), metrics["ratio_max"])
+        if iteration == 0 and max_logprob_diff is not None:
+            check_logprob_agreement(sums.get("logprob_diff", 0.0) / max(weight, 1.0), max_logprob_diff)
         grad_norms.append(float(torch.nn.utils.clip_grad_norm_(model.parameters(), o.max_grad_norm or float("inf"))))
         optimizer.step()
         scheduler.step()
-    out = {f"loss/{k}": (v if k == "ratio_max" else v / max(weight, 1.0)) for k, v in sums.items()}
+    rollout_keys = ("logprob_diff", "tis_weight_mean", "tis_capped_frac")
+    out = {f"{'rollout' if k in rollout_keys else 'loss'}/{k}": (v if k == "ratio_max" else v / max(weight, 1.0))
+           for k, v in sums.items()}
     out["loss/loss"] = sums.get("loss", 0.0) / max(num_tokens, 1.0)
     out["optim/grad_norm"] = float(np.mean(grad_norms))
     out["optim/lr"] = scheduler.get_last_lr()[0]
     return out
 
 
+def check_logprob_agreement(logprob_diff: float, limit: float) -> None:
+    """Stop, before the update, when the sampler's log-probs are not the trainer's (a broken weight sync)."""
+    if logprob_diff > limit:
+        raise WeightSyncError(
+            f"the rollout engine's log-probs of the sampled tokens differ from the trainer's by {logprob_diff:.4f} "
+            f"nats per token on average (rollout.max_logprob_diff = {limit}): the engine is not sampling from the "
+            "trainer's weights. After step 1 this means the last weight sync failed or left stale weights; at "
+            "step 1, that the engine loaded another model or dtype. Stopped before the update; the newest "
+            "checkpoint is intact. (For bf16 policies raise rollout.max_logprob_diff if this trips with a sound sync.)"
+        )
+
+
+def build_engine(cfg: TrainConfig, model: torch.nn.Module, tokenizer, model_path: str) -> RolloutEngine:
+    """The configured rollout engine, holding the trainer's current weights."""
+    r = cfg.rollout
+    if r.engine == "hf":  # colocated: samples with the policy module itself
+        return HFEngine(model, tokenizer, batch_size=r.batch_size)
+    if r.vllm_mode == "server":
+        from grpo.vllm_server import VLLMServerEngine
+
+        engine = VLLMServerEngine(r.vllm_server_url, tokenizer, sync_timeout_s=r.sync_timeout_s)
+        engine.load_weights(model.named_parameters(remove_duplicate=False))  # the server may hold other weights
+        return engine
+    from grpo.vllm_engine import VLLMEngine
+
+    return VLLMEngine(resolve_model_path(model_path), tokenizer, dtype=cfg.model.dtype, seed=cfg.seed,
+                      gpu_memory_utilization=r.gpu_memory_utilization, sleep_level=r.vllm_sleep_level,
+                      cpu_kv_cache_gb=r.cpu_kv_cache_gb, sync_timeout_s=r.sync_timeout_s,
+                      trust_remote_code=cfg.model.trust_remote_code)
+
+
 def run_eval(engine: RolloutEngine, rows: list[Mapping[str, Any]], prompt_ids: list[list[int]],
-             verifier: Verifier, cfg: TrainConfig) -> dict[str, float]:
+             verifier: Verifier, cfg: TrainConfig, step: int, run_dir: Path,
+             problem_fields: list[dict[str, Any]] | None = None) -> dict[str, float]:
+    """Held-out pass@k with eval's own sampling settings; reports go to ``run_dir/eval/step-N/``.
+
+    Sampling runs on a forked RNG seeded by (seed, step): evaluating never changes what
+    training samples next, and the same step of a resumed run evaluates the same way.
+    """
     e = cfg.eval
-    sampling = SamplingParams(temperature=e.temperature, max_new_tokens=e.max_new_tokens, stop=cfg.rollout.stop)
-    result = evaluate(engine, prompt_ids, rows, verifier, n=e.n, ks=e.ks, sampling=sampling)
+    sampling = SamplingParams(temperature=e.temperature, top_p=e.top_p, top_k=e.top_k, max_new_tokens=e.max_new_tokens,
+                              stop=cfg.rollout.stop if e.stop is None else e.stop)
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(cfg.seed * 1_000_003 + step)
+        result = evaluate(engine, prompt_ids, rows, verifier, n=e.n, ks=e.ks, sampling=sampling,
+                          timeout_s=cfg.reward.timeout_s, bootstrap=e.bootstrap, seed=cfg.seed + step)
+    meta = {"step": step, "task": cfg.task, "split": e.split, "model": str(run_dir), "ks": list(e.ks),
+            "seed": cfg.seed + step, "bootstrap": e.bootstrap,
+            "sampling": {"temperature": e.temperature, "top_p": e.top_p, "top_k": e.top_k,
+                         "max_new_tokens": e.max_new_tokens, "stop": list(sampling.stop)}}
+    write_reports(result, run_dir / "eval" / f"step-{step}", meta, problem_fields)
     return {f"eval/{k}": v for k, v in result.summary().items()}
 
 
@@ -205,12 +274,15 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
         ref_model.eval().requires_grad_(False)
     task = get_task(cfg.task)
     verifier = build_verifier(cfg.reward, cfg.verifier, task.verifier)
-    train_rows = task.load("train")
+    train_rows = task.rows("train")
     stream = PromptStream(len(train_rows), cfg.seed)
     prompt_cache: dict[int, list[int]] = {}
-    heldout = task.load("test")[: cfg.eval.problems]
-    heldout_ids = [tokenizer(task.prompt(r)).input_ids for r in heldout]
-    engine = HFEngine(model, tokenizer, batch_size=cfg.rollout.batch_size)
+    heldout = task.rows(cfg.eval.split, cfg.eval.problems) if cfg.eval.problems else []
+    heldout_ids = [task.encode(r, tokenizer) for r in heldout]
+    heldout_fields = [{"id": task.problem_id(r, i), "prompt": task.prompt(r, tokenizer),
+                       **({"answer": r["answer"]} if "answer" in r else {})} for i, r in enumerate(heldout)]
+    eval_verifier = get_verifier(cfg.verifier or task.verifier)  # held-out correctness, without reward shaping
+    engine = build_engine(cfg, model, tokenizer, policy_cfg.path)
     optimizer, scheduler = make_optimizer(
         model, cfg.optim.lr, cfg.optim.weight_decay, (cfg.optim.beta1, cfg.optim.beta2),
         cfg.optim.schedule, cfg.optim.warmup_steps, cfg.steps * cfg.algo.num_iterations,
@@ -227,6 +299,8 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
     sampling = SamplingParams(temperature=r.temperature, top_p=r.top_p, top_k=r.top_k,
                               max_new_tokens=r.max_new_tokens, stop=r.stop)
     G, P = a.group_size, a.prompts_per_step
+    # the agreement probe compares full-softmax log-probs; top-k / top-p samplers report truncated ones
+    probe_limit = r.max_logprob_diff if r.top_k == 0 and r.top_p == 1.0 else None
 
     bar = tqdm(range(start_step + 1, cfg.steps + 1), desc="grpo", disable=not show_progress, dynamic_ncols=True,
                initial=start_step, total=cfg.steps)
@@ -244,7 +318,7 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
             prompts_consumed += need
             for i in indices:
                 if i not in prompt_cache:
-                    prompt_cache[i] = tokenizer(task.prompt(train_rows[i])).input_ids
+                    prompt_cache[i] = task.encode(train_rows[i], tokenizer)
             rollout = sample_and_verify(engine, [train_rows[i] for i in indices], [prompt_cache[i] for i in indices],
                                         G, sampling, verifier, cfg.reward, timing)
             sampled.extend(rollout)
@@ -269,13 +343,16 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
         update_metrics: dict[str, float] = {}
         if len(batch) > 0:
             update_metrics = policy_update(model, ref_model, batch, advantages, sample_weight, cfg,
-                                           tokenizer.pad_token_id, optimizer, scheduler)
+                                           tokenizer.pad_token_id, optimizer, scheduler,
+                                           max_logprob_diff=probe_limit)
         timing["update"] = time.perf_counter() - t0
 
-        # 5. sync: a colocated HF engine holds the policy module itself, so only other engines copy weights
+        # 5. sync: a colocated HF engine holds the policy module itself, so only other engines copy weights;
+        # tied weights go under every name (vLLM reloads a layer that receives nothing with its old values).
+        # The next step's update checks that the engine now samples with these weights (check_logprob_agreement).
         t0 = time.perf_counter()
         if getattr(engine, "model", None) is not model:
-            engine.load_weights(model.named_parameters())
+            engine.load_weights(model.named_parameters(remove_duplicate=False))
         timing["sync"] = time.perf_counter() - t0
 
         # log, evaluate, checkpoint
@@ -285,7 +362,7 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
         metrics["time/step"] = time.perf_counter() - t_step  # the training step alone, evaluation excluded
         if heldout and ((cfg.eval.every and step % cfg.eval.every == 0) or step == cfg.steps):
             t0 = time.perf_counter()
-            metrics.update(run_eval(engine, heldout, heldout_ids, verifier, cfg))
+            metrics.update(run_eval(engine, heldout, heldout_ids, eval_verifier, cfg, step, run_dir, heldout_fields))
             metrics["time/eval"] = time.perf_counter() - t0
         log.log(step, metrics)
         log.samples(step, sample_rows(batch, advantages, cfg.log_samples, tokenizer, task))
@@ -295,6 +372,8 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
             save_checkpoint(run_dir, step, model, tokenizer, state, keep=cfg.keep_checkpoints)
         bar.set_postfix(reward=f"{metrics['reward/mean']:.3f}", acc=f"{metrics['reward/accuracy']:.3f}")
     log.close()
+    if hasattr(engine, "close"):
+        engine.close()  # a colocated vLLM frees its memory now, not at exit
     write_plots(run_dir)
     return run_dir
 

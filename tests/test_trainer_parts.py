@@ -60,7 +60,7 @@ def test_masked_samples_are_as_if_absent(tiny_model_dir, mode):
 def _train(tiny_model_dir, tmp_path, *overrides):
     cfg = load_config(TrainConfig, None, [
         f"model.path={tiny_model_dir}", f"output_dir={tmp_path / 'run'}", "steps=2", "save_every=5",
-        "algo.prompts_per_step=4", "algo.group_size=4", "rollout.max_new_tokens=8", "threads=1",
+        "algo.prompts_per_step=4", "algo.group_size=4", "rollout.max_new_tokens=8", "threads=1", "rollout.engine=hf",
         "verifier=plugin_verifiers:odd_answers_only", *overrides])
     train(cfg, show_progress=False)
     return [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
@@ -87,7 +87,8 @@ def test_num_iterations_reuse_the_sampler_logprobs(tiny_model_dir):
 
     def run(iterations, calls):
         cfg = load_config(TrainConfig, None, [f"algo.num_iterations={iterations}", "optim.lr=1e-2",
-                                              "optim.micro_batch_size=4", "algo.clip_eps_high=0.28"])
+                                              "optim.micro_batch_size=4", "algo.clip_eps_high=0.28",
+                                              "algo.tis=false"])  # TIS would recompute pi_old each call
         model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
         optimizer = torch.optim.SGD(model.parameters(), lr=cfg.optim.lr)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: 1.0)

