@@ -17,6 +17,7 @@ ISOLATIONS = ("bwrap", "bwrap-per-run", "none")
 SANDBOX_UID = 65534  # "nobody": the uid the sandbox runs as, on the host when we start as root
 WORKDIR = "/sandbox"
 INODES = 16384  # files + dirs per writable tmpfs
+IMPORT_ROOT = "/import"  # where import_paths outside the system dirs appear in the sandbox
 
 # Imported once in each worker, so that programs importing them start faster.
 PRELOAD = ["math", "collections", "itertools", "functools", "heapq", "bisect", "string", "re",
@@ -131,19 +132,23 @@ def build_command(mode: str, ctrl_fd: int, *, fresh_interpreter: bool = False,
     for p in import_paths:
         if not os.path.isdir(p) or os.pathsep in p:
             raise ValueError(f"import_paths: {p!r} must be an existing directory (its name without {os.pathsep!r})")
-        if _under(p, ["/tmp", "/dev", "/proc", WORKDIR]) or p == "/":
-            raise ValueError(f"import_paths: {p!r} would be hidden by the sandbox's own /tmp, /dev, /proc or "
-                             f"{WORKDIR}; move that code elsewhere")
+        if p == "/":
+            raise ValueError("import_paths: '/' would expose the whole host; name the directories the code needs")
+        if mode != "none" and os.geteuid() == 0 and os.stat(p).st_mode & 0o005 != 0o005:
+            raise ValueError(f"import_paths: {p!r} is not readable by other users, and the sandbox runs as uid "
+                             f"{SANDBOX_UID}; make it readable (chmod o+rx) or move the code")
     uid = SANDBOX_UID
     if mode == "none" and os.geteuid() == 0 and not all(
             _world_accessible(p) for p in {os.path.dirname(python), os.path.realpath(sys.base_prefix)}):
         uid = -1  # unsafe mode, as root, with an interpreter only root can read: cannot drop to 65534
-    zygote = [python, "-I", "-S", "-B", "-c", BOOTSTRAP,
-              "ns" if mode != "none" else "none", str(ctrl_fd), WORKDIR, str(uid),
-              "1" if fresh_interpreter else "0", str(disk_mb), str(INODES), ",".join(preload),
-              os.pathsep.join(import_paths)]
+    def zygote(sandbox_import_paths: list[str]) -> list[str]:
+        return [python, "-I", "-S", "-B", "-c", BOOTSTRAP,
+                "ns" if mode != "none" else "none", str(ctrl_fd), WORKDIR, str(uid),
+                "1" if fresh_interpreter else "0", str(disk_mb), str(INODES), ",".join(preload),
+                os.pathsep.join(sandbox_import_paths)]
+
     if mode == "none":
-        return WorkerCommand(zygote, [ctrl_fd], {"env": {}, "cwd": "/", "start_new_session": True},
+        return WorkerCommand(zygote(import_paths), [ctrl_fd], {"env": {}, "cwd": "/", "start_new_session": True},
                              description="no isolation (unsafe): rlimits + process group only")
     bwrap = find_bwrap()
     if bwrap is None:
@@ -170,10 +175,15 @@ def build_command(mode: str, ctrl_fd: int, *, fresh_interpreter: bool = False,
         if pre and pre != "/" and os.path.isdir(pre) and not _under(pre, bound_roots):
             binds.append((pre, pre))
             bound_roots.append(pre)
-    for path in import_paths:  # trusted code the caller asked for (e.g. a verifier's packages), read-only
-        if not _under(path, bound_roots):
-            binds.append((path, path))
-            bound_roots.append(path)
+    # Trusted code the caller asked for (e.g. a verifier and its packages), read-only. Outside the
+    # system dirs bound above, each is mounted at /import/N: its host path may lie under /tmp or
+    # another place the sandbox replaces, and programs need not learn it.
+    sandbox_import_paths = []
+    for i, path in enumerate(import_paths):
+        dest = path if _under(path, bound_roots) else f"{IMPORT_ROOT}/{i}"
+        if dest != path:
+            binds.append((path, dest))
+        sandbox_import_paths.append(dest)
     for etc in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime",
                 "/etc/alternatives"):
         if os.path.exists(etc):
@@ -199,9 +209,13 @@ def build_command(mode: str, ctrl_fd: int, *, fresh_interpreter: bool = False,
         # root-owned file and RLIMIT_NPROC is not enforced for root. bwrap itself runs as
         # SANDBOX_UID, so the sandbox's processes are uid 65534 on the host.
         popen_kwargs.update(user=SANDBOX_UID, group=SANDBOX_UID, extra_groups=[])
+        hidden = [src for src, _ in binds if not _world_accessible(src)]
+        # The launcher covers stage_root with a tmpfs of its own: it must not hide any source.
+        stage_root = next((d for d in ("/tmp", "/run", "/mnt", "/srv", "/media", "/opt")
+                           if os.path.isdir(d) and not any(_under(src, [d]) for src in hidden)), "/tmp")
         for i, (src, dest) in enumerate(binds):
-            if not _world_accessible(src):
-                stage.append((src, f"/tmp/rlvr-sandbox-stage/{i}"))
+            if src in hidden:
+                stage.append((src, f"{stage_root}/rlvr-sandbox-stage/{i}"))
     stage_map = dict(stage)
     for src, dest in binds:
         args += ["--ro-bind", stage_map.get(src, src), dest]
@@ -209,7 +223,7 @@ def build_command(mode: str, ctrl_fd: int, *, fresh_interpreter: bool = False,
     # its own, so that it may resize and replace them.
     args += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev",
              "--dir", "/tmp", "--dir", WORKDIR, "--remount-ro", "/", "--chdir", "/", "--"]
-    argv = args + zygote
+    argv = args + zygote(sandbox_import_paths)
     desc = "bubblewrap: new user, pid, net, ipc, uts, cgroup and mount namespaces"
     if stage:
         # Some read-only sources (typically a pyenv interpreter under /root, mode 0700) are not
@@ -218,7 +232,7 @@ def build_command(mode: str, ctrl_fd: int, *, fresh_interpreter: bool = False,
         popen_kwargs.pop("user")
         popen_kwargs.pop("group")
         popen_kwargs.pop("extra_groups")
-        spec = {"stage": stage, "argv": argv, "uid": SANDBOX_UID, "gid": SANDBOX_UID}
+        spec = {"stage": stage, "stage_root": stage_root, "argv": argv, "uid": SANDBOX_UID, "gid": SANDBOX_UID}
         argv = [sys.executable, "-I", "-S", "-B", "-c", _LAUNCHER, json.dumps(spec)]
     return WorkerCommand(argv, pass_fds, popen_kwargs, close_after, desc)
 
@@ -235,8 +249,9 @@ def check(r, what):
         os._exit(70)
 check(libc.unshare(0x00020000), "unshare(CLONE_NEWNS)")
 check(libc.mount(None, b"/", None, 16384 | (1 << 18), None), "make / private")
-check(libc.mount(b"tmpfs", b"/tmp", b"tmpfs", 2 | 4 | 8, b"mode=0755,size=1m"), "tmpfs on /tmp")
-os.makedirs("/tmp/rlvr-sandbox-stage", mode=0o755)
+root = spec["stage_root"]
+check(libc.mount(b"tmpfs", root.encode(), b"tmpfs", 2 | 4 | 8, b"mode=0755,size=1m"), "tmpfs on " + root)
+os.makedirs(root + "/rlvr-sandbox-stage", mode=0o755)
 for src, dst in spec["stage"]:
     if os.path.isdir(src):
         os.mkdir(dst, 0o755)

@@ -397,5 +397,16 @@ def test_import_paths_and_preload_functions(tmp_path_factory):
         assert r.stdout == "1\nTrue\n"  # warmed once in the worker, inherited; mounted read-only
     with pytest.raises(sandbox.SandboxUnavailable, match="could not import its preload modules: no_such_module_xyz"):
         SandboxPool(1, preload=["no_such_module_xyz"])
-    with pytest.raises(ValueError, match="hidden by the sandbox"):
-        SandboxPool(1, import_paths=[str(tmp_path_factory.mktemp("x"))])
+    # a directory under /tmp (which the sandbox replaces with its own) is mounted at /import/N
+    elsewhere = tmp_path_factory.mktemp("imports")
+    (elsewhere / "tmp_module.py").write_text("VALUE = 42\n")
+    if os.geteuid() == 0:
+        elsewhere.chmod(0o700)
+        with pytest.raises(ValueError, match="not readable by other users"):
+            SandboxPool(1, import_paths=[str(elsewhere)])
+    elsewhere.chmod(0o755)
+    with SandboxPool(1, import_paths=[str(elsewhere), str(root)]) as pool:
+        r = pool.run("import tmp_module, warm_counter\nprint(tmp_module.VALUE, tmp_module.__file__)\n")
+        assert r.stdout == "42 /import/0/tmp_module.py\n", r.stderr
+    with pytest.raises(ValueError, match="whole host"):
+        SandboxPool(1, import_paths=["/"])
