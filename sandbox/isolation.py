@@ -210,9 +210,10 @@ def build_command(mode: str, ctrl_fd: int, *, fresh_interpreter: bool = False,
         # SANDBOX_UID, so the sandbox's processes are uid 65534 on the host.
         popen_kwargs.update(user=SANDBOX_UID, group=SANDBOX_UID, extra_groups=[])
         hidden = [src for src, _ in binds if not _world_accessible(src)]
-        # The launcher covers stage_root with a tmpfs of its own: it must not hide any source.
+        # The launcher covers stage_root with a tmpfs of its own: it must not hide any source (staged
+        # or bound directly by bwrap, which runs after it, in its mount namespace).
         stage_root = next((d for d in ("/tmp", "/run", "/mnt", "/srv", "/media", "/opt")
-                           if os.path.isdir(d) and not any(_under(src, [d]) for src in hidden)), "/tmp")
+                           if os.path.isdir(d) and not any(_under(src, [d]) for src, _ in binds)), "/tmp")
         for i, (src, dest) in enumerate(binds):
             if src in hidden:
                 stage.append((src, f"{stage_root}/rlvr-sandbox-stage/{i}"))

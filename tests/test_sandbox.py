@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -405,8 +407,19 @@ def test_import_paths_and_preload_functions(tmp_path_factory):
         with pytest.raises(ValueError, match="not readable by other users"):
             SandboxPool(1, import_paths=[str(elsewhere)])
     elsewhere.chmod(0o755)
-    with SandboxPool(1, import_paths=[str(elsewhere), str(root)]) as pool:
-        r = pool.run("import tmp_module, warm_counter\nprint(tmp_module.VALUE, tmp_module.__file__)\n")
-        assert r.stdout == "42 /import/0/tmp_module.py\n", r.stderr
+    # and one reachable by everyone directly under /tmp, as a checkout in /tmp is (bound by bwrap
+    # itself, after the root launcher has staged the unreadable sources)
+    direct = Path(tempfile.mkdtemp(dir="/tmp"))
+    try:
+        direct.chmod(0o755)
+        (direct / "direct_module.py").write_text("VALUE = 7\n")
+        with SandboxPool(1, import_paths=[str(elsewhere), str(root)]) as pool:
+            r = pool.run("import tmp_module, warm_counter\nprint(tmp_module.VALUE, tmp_module.__file__)\n")
+            assert r.stdout == "42 /import/0/tmp_module.py\n", r.stderr
+        with SandboxPool(1, import_paths=[str(direct)]) as pool:
+            r = pool.run("import direct_module\nprint(direct_module.VALUE)\n")
+            assert r.stdout == "7\n", r.stderr
+    finally:
+        shutil.rmtree(direct)
     with pytest.raises(ValueError, match="whole host"):
         SandboxPool(1, import_paths=["/"])
