@@ -21,19 +21,13 @@ overlap. Both splits are deterministic functions of their seed.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import random
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 from tasks.base import Task
-
-HELDOUT_BUCKETS = 10  # of 100: the share of the problem space reserved for held-out
-TRAIN_SIZE = 20_000
-TEST_SIZE = 500
-TRAIN_SEED = 0
-TEST_SEED = 1
+from tasks.procedural import TEST_SEED, TEST_SIZE, TRAIN_SEED, TRAIN_SIZE, split_of_key
 
 
 @dataclass(frozen=True)
@@ -50,8 +44,7 @@ class ArithmeticSpec:
 
 def split_of(question: str) -> str:
     """'test' for the held-out share of the problem space, 'train' for the rest."""
-    bucket = int(hashlib.sha256(question.encode()).hexdigest()[:8], 16) % 100
-    return "test" if bucket < HELDOUT_BUCKETS else "train"
+    return split_of_key(question)
 
 
 def build_row(operands: Sequence[int], ops: Sequence[str], direct: bool, boxed: bool = True) -> dict[str, Any]:

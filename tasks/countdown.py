@@ -15,19 +15,13 @@ deterministic function of its seed.
 
 from __future__ import annotations
 
-import hashlib
 import random
 from dataclasses import dataclass
 from typing import Any
 
 import verifiers.countdown  # noqa: F401  (registers the "countdown" verifier)
 from tasks.base import Task
-
-HELDOUT_BUCKETS = 10  # of 100: the share of the problem space reserved for held-out
-TRAIN_SIZE = 20_000
-TEST_SIZE = 500
-TRAIN_SEED = 0
-TEST_SEED = 1
+from tasks.procedural import TEST_SEED, TEST_SIZE, TRAIN_SEED, TRAIN_SIZE, split_of_key
 
 
 @dataclass(frozen=True)
@@ -39,9 +33,7 @@ class CountdownSpec:
 
 
 def split_of(numbers: list[int], target: int) -> str:
-    key = f"{sorted(numbers)}->{target}"
-    bucket = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % 100
-    return "test" if bucket < HELDOUT_BUCKETS else "train"
+    return split_of_key(f"{sorted(numbers)}->{target}")
 
 
 def _combine(a: tuple[int, str], b: tuple[int, str], op: str) -> tuple[int, str] | None:

@@ -102,12 +102,13 @@ def normalize(text: str) -> str:
     while True:  # a box inside the answer (\boxed{\boxed{5}}) or a trailing full stop
         s = s.strip().rstrip(".").strip()
         m = _BOXED_WHOLE.match(s)
-        if not m or not _balanced(m.group(1)):
+        if not m or not braces_balanced(m.group(1)):
             return s
         s = m.group(1)
 
 
-def _balanced(s: str) -> bool:
+def braces_balanced(s: str) -> bool:
+    """Every '}' closes an earlier '{', and all are closed."""
     depth = 0
     for c in s:
         depth += (c == "{") - (c == "}")

@@ -19,7 +19,7 @@ from typing import Literal, Union
 import sympy
 
 from verifiers.math_latex import is_name, latex_to_sympy
-from verifiers.math_normalize import MATH_WORDS, normalize_text, number_word_value, strip_units, unwrap_text
+from verifiers.math_normalize import MATH_WORDS, braces_balanced, normalize_text, number_word_value, strip_units, unwrap_text
 
 
 @dataclass(frozen=True)
@@ -190,7 +190,7 @@ def _parse_item(s: str, depth: int = 0) -> Value | None:
     if _REALS.match(s):
         return Intervals((Interval(-sympy.oo, sympy.oo, False, False),))
     m = _SET_BRACES.match(s)
-    if m and _braces_balanced(m.group(1)):
+    if m and braces_balanced(m.group(1)):
         inner = [p for p in split_top_level(m.group(1)) if p]
         if len(inner) > MAX_ITEMS:
             return None
@@ -210,14 +210,6 @@ def _parse_item(s: str, depth: int = 0) -> Value | None:
         return _parse_relation(terms, ops, depth)
     return parse_scalar_or_text(s)
 
-
-def _braces_balanced(s: str) -> bool:
-    depth = 0
-    for c in s:
-        depth += (c == "{") - (c == "}")
-        if depth < 0:
-            return False
-    return depth == 0
 
 
 def _parse_bracketed(open_: str, inner: str, close: str, depth: int) -> Value | None:
