@@ -37,6 +37,7 @@ from __future__ import annotations
 import faulthandler
 import importlib.util
 import inspect
+import logging
 import os
 import sys
 import threading
@@ -98,6 +99,21 @@ def _reload_on_worker(worker, named_tensors: list[tuple[str, torch.Tensor]]) -> 
     return len(named_tensors)
 
 
+class _DropRotaryReload(logging.Filter):
+    """vLLM's in-place reload warns "RotaryEmbedding: Failed to load weights" at every sync: the
+    rotary cos/sin cache is computed, not a checkpoint tensor, so it is (rightly) restored as it
+    was. The warning says nothing then, and would fill the training log once per step."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.msg == "%s: Failed to load weights" and record.args == ("RotaryEmbedding",))
+
+
+def _quiet_rotary_reload_warning() -> None:
+    log = logging.getLogger("vllm.model_executor.model_loader.reload.layerwise")
+    if not any(isinstance(f, _DropRotaryReload) for f in log.filters):
+        log.addFilter(_DropRotaryReload())
+
+
 class VLLMEngine:
     """``RolloutEngine`` over an in-process ``vllm.LLM``."""
 
@@ -139,6 +155,7 @@ class VLLMEngine:
             self.llm = LLM(**kwargs)
         finally:
             torch.set_num_threads = set_num_threads
+        _quiet_rotary_reload_warning()
 
     # ---------------------------------------------------------------- sampling
 

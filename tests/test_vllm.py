@@ -227,3 +227,17 @@ def test_grpo_run_against_the_server(server, tiny_model_dir, tmp_path):
     train(_train_cfg(tiny_model_dir, run, "steps=2", "save_every=2", "rollout.vllm_mode=server",
                      f"rollout.vllm_server_url={server}"), show_progress=False)
     assert all(m["rollout/logprob_diff"] < 1e-3 for m in _metrics(run))  # the trainer pushed its weights each step
+
+
+def test_training_log_has_no_warning_per_sync(tiny_model_dir, tmp_path):
+    """The real command: vLLM's reload warns about the (computed) rotary cache at every sync unless
+    the engine filters that one message out; a training log must not repeat it each step."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+    r = subprocess.run([sys.executable, "-m", "grpo.cli", "train", "--set", f"model.path={tiny_model_dir}",
+                        "--set", "rollout.engine=vllm", "--set", "steps=2", "--set", "algo.prompts_per_step=2",
+                        "--set", "algo.group_size=2", "--set", "rollout.max_new_tokens=8", "--set", "threads=1",
+                        "--set", "rollout.cpu_kv_cache_gb=0.25", "--set", "verifier=plugin_verifiers:digit_share",
+                        "--output-dir", str(tmp_path / "run"), "--no-progress"],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "Failed to load weights" not in r.stderr + r.stdout
