@@ -17,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator, TextIO
 
+from tasks.sources import iter_jsonl
 from verifiers import VERDICT_STATUSES, get_verifier, verify_batch
 
 CHUNK_ROWS = 512  # rows handed to the verifier at once: enough to keep every sandbox worker busy
@@ -29,15 +30,7 @@ class VerifyInputError(ValueError):
 def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, row) for each non-blank line; a malformed line stops with its number."""
     with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise VerifyInputError(f"{path}:{lineno}: not valid JSON ({exc.msg}); each line must be one JSON object") from exc
-            if not isinstance(row, dict):
-                raise VerifyInputError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+        for lineno, row in iter_jsonl(f, path, VerifyInputError):
             if not isinstance(row.get("completion"), str):
                 raise VerifyInputError(f"{path}:{lineno}: needs a string field 'completion' (the model's output); "
                                        f"fields present: {sorted(row)}")

@@ -111,11 +111,9 @@ class Worker:
     """
 
     def __init__(self, isolation: str, *, fresh_interpreter: bool = False, python: str | None = None,
-                 preload: list[str] | None = None, import_paths: list[str] | None = None, disk_mb: int = 64,
-                 strict_preload: bool = False):
+                 preload: list[str] | None = None, import_paths: list[str] | None = None, disk_mb: int = 64):
         self.isolation = isolation
         self.import_paths = import_paths
-        self.strict_preload = strict_preload
         self.fresh_interpreter = fresh_interpreter
         self.python = python
         self.preload = preload
@@ -185,7 +183,7 @@ class Worker:
             text = raw[1:].decode("utf-8", "replace")
             if raw[0] == proto.OP_READY:
                 self.info = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
-                if self.info.get("preload_failed") and self.strict_preload:
+                if self.info.get("preload_failed") and self.preload is not None:  # modules the caller named
                     self.kill()
                     raise SandboxUnavailable("sandbox worker could not import its preload modules: "
                                              f"{self.info['preload_failed']}; check import_paths")
@@ -541,8 +539,7 @@ class SandboxPool:
         self._closed = False
         self._lock = threading.Lock()
         self._workers = [Worker(self.isolation, fresh_interpreter=fresh_interpreter, python=python,
-                                preload=preload, import_paths=import_paths, strict_preload=preload is not None)
-                         for _ in range(workers)]
+                                preload=preload, import_paths=import_paths) for _ in range(workers)]
         self._threads: list[threading.Thread] = []
         # Each worker is started by the thread that serves it: bwrap's --die-with-parent (and the
         # zygote's parent-death signal) fire when the *thread* that started the process exits.

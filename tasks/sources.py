@@ -13,7 +13,7 @@ import gzip
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from tasks.base import TaskError
 
@@ -78,18 +78,23 @@ def read_file(path: str | Path) -> list[dict[str, Any]]:
                                     "(e.g. {\"data\": [...]}); or write a list of objects, or JSON Lines")
                 data = lists[0]
             return _check_rows(data, p)
-    rows = []
-    for lineno, line in enumerate(text.splitlines(), 1):
+    return [row for _, row in iter_jsonl(text.splitlines(), p)]
+
+
+def iter_jsonl(lines: Iterable[str], where: str | Path,
+               error: type[ValueError] = TaskError) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line of JSON Lines read from ``where``; a line
+    that is not one JSON object raises ``error`` naming the file and the line."""
+    for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise TaskError(f"{p}:{lineno}: not valid JSON ({exc.msg}); each line must be one JSON object") from exc
+            raise error(f"{where}:{lineno}: not valid JSON ({exc.msg}); each line must be one JSON object") from exc
         if not isinstance(row, dict):
-            raise TaskError(f"{p}:{lineno}: expected a JSON object, got {type(row).__name__}")
-        rows.append(row)
-    return rows
+            raise error(f"{where}:{lineno}: expected a JSON object, got {type(row).__name__}")
+        yield lineno, row
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ def warm_up() -> None:
     import logging
 
     logging.getLogger("math_verify").setLevel(logging.ERROR)  # "timeout is disabled" notices
-    import verifiers
+    import verifiers  # noqa: F401  (registers the built-ins)
     from verifiers.registry import _REGISTRY
 
     for fn in list(_REGISTRY.values()):
@@ -48,22 +48,15 @@ def warm_up() -> None:
                 fn(completion, example)
             except Exception:  # warm-up is best effort; real calls report their own errors
                 pass
-    del verifiers
 
 
 def child_main() -> None:
     """Judge one request ``{"verifier": ref, "completion": str, "example": {...}}`` from stdin."""
-    from verifiers.registry import get_verifier
+    from verifiers.registry import _guarded_call, get_verifier
 
     request = json.loads(sys.stdin.read())
-    try:
-        verdict = get_verifier(request["verifier"])(request["completion"], request["example"])
-        if not isinstance(verdict, Verdict):
-            raise TypeError(f"verifier returned {type(verdict).__name__}, expected Verdict")
-        reply = verdict.to_dict()
-    except Exception as exc:  # the verifier failed, not the model
-        reply = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
-    sys.stdout.write(json.dumps(reply) + "\n")
+    verdict = _guarded_call(get_verifier(request["verifier"]), request["completion"], request["example"])
+    sys.stdout.write(json.dumps(verdict.to_dict()) + "\n")  # a raising verifier: an unverifiable verdict
 
 
 CHILD_PROGRAM = "from verifiers.isolated import child_main\nchild_main()\n"
@@ -117,7 +110,6 @@ class IsolatedRunner:
         preload = ["verifiers", "verifiers.isolated:warm_up"]
         if ":" in ref:
             preload.insert(1, ref.partition(":")[0])
-        # Parsing is single-threaded work; more than a couple of workers per CPU only adds memory.
         self.limits = Limits(timeout_s=timeout_s, memory_mb=memory_mb)
         self.pool = SandboxPool(workers, limits=self.limits, preload=preload,
                                 import_paths=import_paths_for(ref))
@@ -149,8 +141,6 @@ def _parse_reply(stdout: str) -> Verdict:
         reply = json.loads(stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         return Verdict("unverifiable", 0.0, f"verifier process gave no verdict: {stdout[-200:]!r}")
-    if "error" in reply:
-        return Verdict("unverifiable", 0.0, f"verifier error: {reply['error']}")
     if reply.get("status") not in VERDICT_STATUSES or not isinstance(reply.get("reward"), (int, float)):
         return Verdict("unverifiable", 0.0, f"verifier process gave a malformed verdict: {reply!r}"[:300])
     extracted = reply.get("extracted")
