@@ -12,8 +12,10 @@ The package uses only the standard library (and the `bwrap` binary).
 
 from .isolation import ISOLATIONS, SandboxUnavailable
 from .limits import Limits
-from .pool import Job, SandboxPool, Worker, make_job, run, run_batch
+from .job import Job, make_job
+from .pool import SandboxPool, run, run_batch
 from .result import ExecResult, Status
+from .worker import Worker
 
 __all__ = ["run", "run_batch", "check", "Limits", "ExecResult", "Status", "SandboxPool", "SandboxUnavailable",
            "Job", "make_job", "Worker", "ISOLATIONS"]

@@ -1,8 +1,8 @@
 """The worker ("zygote") that runs INSIDE the sandbox.
 
-This file is not imported by the trusted side: its source is handed to a fresh interpreter as
-``python -I -S -B -c <this source> MODE CTRL_FD WORKDIR UID FRESH DISK_MB INODES PRELOAD`` inside
-bubblewrap (or, with the explicitly unsafe isolation ``none``, directly on the host). It uses
+This file is not imported by the trusted side: its source, after _protocol.py's, is handed to
+a fresh interpreter (``python -I -S -B -c BOOTSTRAP MODE CTRL_FD WORKDIR UID FRESH DISK_MB INODES
+PRELOAD IMPORT_PATHS``, see isolation.py) inside bubblewrap (or, with the explicitly unsafe isolation ``none``, directly on the host). It uses
 the standard library only - and as little of it as it can, because everything the zygote has in
 memory is copied into (and torn down from) every program's process.
 
@@ -18,13 +18,12 @@ sandbox's own user namespace, nothing more):
     when X is gone (which kills everything left in its pid namespace, setsid daemons included)
     empties the writable dirs, so nothing survives to the next program.
 
-Protocol on the control socket (SOCK_SEQPACKET; little-endian structs):
-  parent -> zygote: JOB  = B op=1, JOB_FMT fields, + SCM_RIGHTS [payload, stdin, stdout, stderr]
-                    KILL = B op=2, q job id            EXIT = B op=3
-  zygote -> parent: READY = B op=10, "key=value" lines  FATAL = B op=11, text
-                    DONE  = B op=12, DONE_FMT fields, error text
+The messages on the control socket are built and read by _protocol.py, whose source precedes
+this file's in the zygote's code (JobHeader, Done, encode_*/decode_*).
 """
 
+# Defined by _protocol.py, whose source precedes this one: NamedTuple, JobHeader, Done, OP_*,
+# KILLED_*, encode_text, encode_ready, decode_kill, read_files_payload.
 import ctypes
 import errno
 import gc
@@ -44,12 +43,6 @@ sys.path.extend(p for p in IMPORT_PATHS.split(os.pathsep) if p)
 CTRL_FD, SANDBOX_ID, DEFAULT_DISK_MB, INODES = int(CTRL_FD), int(SANDBOX_ID), int(DEFAULT_DISK_MB), int(INODES)
 FRESH = FRESH == "1"
 
-OP_JOB, OP_KILL, OP_EXIT, OP_READY, OP_FATAL, OP_DONE = 1, 2, 3, 10, 11, 12
-JOB_FMT = "<qdqqqqqqq?"   # id, timeout_s, memory_mb, cpu_s, max_file_bytes, disk_mb, max_open_files,
-#                           max_processes, payload size, has_files
-DONE_FMT = "<qiidqB"      # id, wait status (-1: none), killed, cpu seconds, max rss KiB, flags
-KILLED_NONE, KILLED_TIMEOUT, KILLED_MEMORY, KILLED_REQUEST = 0, 1, 2, 3
-FLAG_MEMERR, FLAG_SETUP_ERROR = 1, 2
 SETUP_OK = b"S"      # sent on the flag channel (fd 3) once setup is complete, just before program code runs
 MEMORY_ERROR = b"M"  # written by the top-level handler on an uncaught MemoryError
 SIGINT, SIGKILL, SIGCHLD, SIGPIPE = 2, 9, 17, 13
@@ -362,7 +355,7 @@ def recv_msg():
 
 
 def send_text(op, text):
-    ctrl.send(bytes([op]) + text.encode("utf-8", "replace")[-8000:])
+    ctrl.send(encode_text(op, text))
 
 
 def write_all(fd, data):
@@ -404,19 +397,19 @@ def program_process(plan, fds, flag_w):
         # and kill(0, SIGINT) / killpg(0, ...) would reach the zygote itself.
         os.setsid()
         _signal.signal(SIGINT, _signal.default_int_handler)  # as `python main.py` has it
-        if plan[3]:
-            source = write_files(plan[1], read_all(payload_fd))
+        if plan.has_files:
+            source = write_files(plan.workdir, read_all(payload_fd))
         else:
-            source = os.pread(payload_fd, plan[4], 0)
+            source = os.pread(payload_fd, plan.program_size, 0)
         os.dup2(stdin_fd, 0)
         os.dup2(out_fd, 1)
         os.dup2(err_fd, 2)
         os.dup2(flag_w, 3, inheritable=False)
         os.closerange(4, 1 << 20)
         setrlimit = resource.setrlimit
-        for res, soft, hard in plan[0]:
+        for res, soft, hard in plan.rlimits:
             setrlimit(res, (soft, hard))
-        os.chdir(plan[1])
+        os.chdir(plan.workdir)
         os.umask(0o022)
         fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)  # if memory runs out, kill programs first
         os.write(fd, b"1000")
@@ -438,27 +431,16 @@ def program_process(plan, fds, flag_w):
     try:
         if FRESH:
             os.execve(sys.executable, [sys.executable, "-E", "-s", "main.py"], {})
-        code = run_in_process(source, plan[2])
+        code = run_in_process(source, plan.main_path)
     except BaseException:
         code = 1
     os._exit(code)
 
 
 def write_files(workdir, payload):
-    """The slow path, for jobs with extra files: returns the program's source.
-
-    Payload: u32 count, then per file u32 name length, name, u64 size, content; the first file
-    is main.py.
-    """
-    count, = struct.unpack_from("<I", payload, 0)
-    pos = 4
+    """The slow path, for jobs with extra files (a files_payload): returns the program's source."""
     source = b""
-    for i in range(count):
-        n, = struct.unpack_from("<I", payload, pos)
-        name = payload[pos + 4:pos + 4 + n].decode("utf-8", "surrogateescape")
-        size, = struct.unpack_from("<Q", payload, pos + 4 + n)
-        content = payload[pos + 12 + n:pos + 12 + n + size]
-        pos += 12 + n + size
+    for i, (name, content) in enumerate(read_files_payload(payload)):
         if i == 0:
             source = content
         path = os.path.normpath(os.path.join(workdir, name))
@@ -740,11 +722,19 @@ def rlimit_plan(memory_mb, cpu, fsize, nofile, nproc):
     return plan
 
 
+class Plan(NamedTuple):
+    """Everything the program's process needs, computed by the zygote (no program data involved)."""
+
+    rlimits: tuple      # (resource, soft, hard) triples
+    workdir: str
+    main_path: str
+    has_files: bool     # the payload is a files_payload, main.py among its files
+    program_size: int   # bytes of main.py in the payload, when it is main.py alone
+
+
 def job_plan(job, workdir):
-    """Everything the program's process needs, computed here (no program data involved):
-    (rlimits, workdir, main.py path, has_files, program size)."""
-    (_id, _timeout, memory_mb, cpu, fsize, _disk, nofile, nproc, size, has_files) = job
-    return (rlimit_plan(memory_mb, cpu, fsize, nofile, nproc), workdir, workdir + "/main.py", has_files, size)
+    return Plan(rlimit_plan(job.memory_mb, job.cpu_s, job.max_file_bytes, job.max_open_files, job.max_processes),
+                workdir, workdir + "/main.py", job.has_files, job.payload_size)
 
 
 def _rlimit_plan(memory_mb, cpu, fsize, nofile, nproc):
@@ -775,22 +765,22 @@ def copy_program(payload_fd, size, path):
 
 def run_job(job, fds):
     """Run one job to completion and send its DONE message."""
-    job_id, timeout_s, memory_mb = job[0], job[1], job[2]
+    job_id = job.job_id
     workdir = WORKDIR
     error = ""
-    state = [-1, KILLED_NONE, 0.0, 0]  # wait status, killed, cpu seconds, max rss KiB
-    flags = 0
+    state = [None, KILLED_NONE, 0.0, 0]  # wait status, killed, cpu seconds, max rss KiB
+    memory_error = False
     try:
         if MODE == "ns":
-            prepare_dirs(job[5])
+            prepare_dirs(job.disk_mb)
         else:
             import tempfile
             workdir = tempfile.mkdtemp(prefix="rlvr-sandbox-")
             if os.geteuid() == 0 and SANDBOX_ID >= 0:
                 os.chown(workdir, SANDBOX_ID, SANDBOX_ID)
         plan = job_plan(job, workdir)
-        if not plan[3]:
-            copy_program(fds[0], plan[4], plan[2])
+        if not plan.has_files:
+            copy_program(fds[0], plan.program_size, plan.main_path)
     except OSError as e:
         plan = None
         error = f"cannot prepare the working dir: {e}"
@@ -808,7 +798,7 @@ def run_job(job, fds):
     if pid is not None:
         # Do as little as possible until the program is done: every page the zygote writes
         # while the child lives is a page copied.
-        supervise(job_id, timeout_s, memory_mb, pid, pidfd, state)
+        supervise(job_id, job.timeout_s, job.memory_mb, pid, pidfd, state)
     for fd in fds:
         os.close(fd)
     os.close(flag_w)
@@ -819,17 +809,13 @@ def run_job(job, fds):
         out = b""
     os.close(flag_r)
     if out[:1] == SETUP_OK:
-        if out[1:2] == MEMORY_ERROR:
-            flags |= FLAG_MEMERR
+        memory_error = out[1:2] == MEMORY_ERROR
     elif not error and state[1] == KILLED_NONE:
         detail = out[1:].decode("utf-8", "replace") if out[:1] == b"E" else ""
         error = f"program setup failed (wait status {state[0]}): {detail}".strip()
     if MODE != "ns":
         cleanup_unsafe(workdir)
-    if error:
-        flags |= FLAG_SETUP_ERROR
-    ctrl.send(bytes([OP_DONE]) + struct.pack(DONE_FMT, job_id, state[0], state[1], state[2], state[3], flags)
-              + error.encode("utf-8", "replace")[-8000:])
+    ctrl.send(Done(job_id, state[0], state[1], state[2], state[3], memory_error, error or None).encode())
     if MODE == "ns":
         # After the answer (the clean-up is not the program's time), before the next job.
         if TID_OFFSET is None:
@@ -871,7 +857,7 @@ def supervise(job_id, timeout_s, memory_mb, pid, pidfd, state):
         if not raw or raw[0] == OP_EXIT:  # the trusted parent is gone or wants us to stop
             kill_job(pid)
             os._exit(0)
-        if raw[0] == OP_KILL and struct.unpack_from("<q", raw, 1)[0] == job_id:
+        if decode_kill(raw) == job_id:
             killed = KILLED_REQUEST
             break
     if killed:
@@ -1178,7 +1164,7 @@ def main():
             "executable": sys.executable, "mode": MODE, "seccomp": int(AUDIT_ARCH is not None),
             "spawn": "clone" if TID_OFFSET is not None else ("fork" if MODE != "ns" else "fork+unshare+fork"),
             "preload_failed": "; ".join(preload_failed)}
-    send_text(OP_READY, "".join(f"{k}={v}\n" for k, v in info.items()))
+    ctrl.send(encode_ready(info))
     while True:
         try:
             raw, fds = recv_msg()
@@ -1186,8 +1172,9 @@ def main():
             continue
         if not raw or raw[0] == OP_EXIT:
             return
-        if raw[0] == OP_JOB and len(fds) == 4 and len(raw) == 1 + struct.calcsize(JOB_FMT):
-            run_job(struct.unpack_from(JOB_FMT, raw, 1), fds)
+        job = JobHeader.decode(raw)
+        if job is not None and len(fds) == 4:
+            run_job(job, fds)
         else:
             for fd in fds:
                 os.close(fd)

@@ -10,8 +10,9 @@ from typing import Any
 
 from . import isolation as iso
 from .limits import Limits
-from .pool import Worker, make_job
+from .job import make_job
 from .result import Status
+from .worker import Worker
 
 # Run inside the sandbox: what can a program see and do?
 PROBE = r'''

@@ -10,8 +10,10 @@ from typing import Any
 
 from . import isolation as iso
 from .limits import Limits
-from .pool import SandboxPool, Worker, make_job, run
+from .job import make_job
+from .pool import SandboxPool, run
 from .result import ExecResult, Status
+from .worker import Worker
 
 EXIT_OK, EXIT_PROGRAM_FAILED, EXIT_USAGE, EXIT_SANDBOX_ERROR = 0, 1, 2, 3
 

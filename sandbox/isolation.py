@@ -39,7 +39,9 @@ class SandboxUnavailable(RuntimeError):
 
 
 def zygote_source() -> str:
-    return (Path(__file__).with_name("_zygote.py")).read_text()
+    """The zygote's code: the wire protocol (_protocol.py), then the zygote itself (_zygote.py)."""
+    here = Path(__file__).parent
+    return (here / "_protocol.py").read_text() + "\n\n" + (here / "_zygote.py").read_text()
 
 
 # The zygote's code reaches it over the control socket, precompiled when the sandbox runs this

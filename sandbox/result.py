@@ -1,13 +1,20 @@
-"""The outcome of one sandboxed run."""
+"""The outcome of one sandboxed run: its status, and how the supervisor's facts decide it."""
 
 from __future__ import annotations
 
 import dataclasses
 import enum
 import json
+import os
 import signal as _signal
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
+
+from ._protocol import KILLED_MEMORY, KILLED_REQUEST, KILLED_TIMEOUT
+
+if TYPE_CHECKING:
+    from ._protocol import Done
+    from .limits import Limits
 
 
 class Status(str, enum.Enum):
@@ -87,3 +94,60 @@ class ExecResult:
     @classmethod
     def sandbox_error(cls, message: str, *, duration: float = 0.0, isolation: str = "") -> "ExecResult":
         return cls(status=Status.SANDBOX_ERROR, error=message, duration=duration, isolation=isolation)
+
+
+@dataclass(frozen=True)
+class Streams:
+    """What the caller read from the program's stdout and stderr, each capped at max_output_bytes."""
+
+    stdout: bytes
+    stderr: bytes
+    stdout_truncated: bool
+    stderr_truncated: bool
+
+
+def outcome(done: "Done | None", kill_reason: str | None, streams: Streams, duration: float, limits: "Limits",
+            isolation: str) -> ExecResult:
+    """The ExecResult of a run, from the zygote's answer (None: the worker was killed before
+    answering) and the reason the caller asked for a kill, if it did ("timeout" or "output")."""
+    common: dict[str, Any] = dict(stdout=streams.stdout.decode("utf-8", "replace"),
+                                  stderr=streams.stderr.decode("utf-8", "replace"), duration=duration,
+                                  stdout_truncated=streams.stdout_truncated,
+                                  stderr_truncated=streams.stderr_truncated, isolation=isolation)
+    exit_code = sig = None
+    if done is not None and done.wait_status is not None:
+        if os.WIFEXITED(done.wait_status):
+            exit_code = os.WEXITSTATUS(done.wait_status)
+        elif os.WIFSIGNALED(done.wait_status):
+            sig = os.WTERMSIG(done.wait_status)
+    cpu = done.cpu_s if done is not None else None
+    common.update(exit_code=exit_code, signal=sig, cpu_time=cpu,
+                  max_rss_kb=done.max_rss_kb if done is not None else None)
+    if kill_reason == "output":
+        which = "stdout" if streams.stdout_truncated else "stderr"
+        return ExecResult(Status.OUTPUT_LIMIT, error=f"{which} went over max_output_bytes={limits.max_output_bytes}",
+                          **common)
+    killed = done.killed if done is not None else None
+    if kill_reason == "timeout" or killed == KILLED_TIMEOUT:
+        return ExecResult(Status.TIMEOUT, error=f"wall-clock deadline of {limits.timeout_s:g} s reached", **common)
+    if done is None:
+        # We killed the whole worker without an answer, and not for a reason of ours.
+        return ExecResult(Status.SANDBOX_ERROR, error="sandbox worker stopped answering", **common)
+    if done.setup_error is not None:
+        return ExecResult(Status.SANDBOX_ERROR, error=f"sandbox setup failed: {done.setup_error}", **common)
+    if killed == KILLED_MEMORY:
+        return ExecResult(Status.MEMORY_LIMIT,
+                          error=f"resident memory of the run went over memory_mb={limits.memory_mb}", **common)
+    if done.memory_error:
+        return ExecResult(Status.MEMORY_LIMIT, error=f"MemoryError (memory_mb={limits.memory_mb})", **common)
+    if killed == KILLED_REQUEST:  # we asked for a kill but recorded no reason: cannot happen
+        return ExecResult(Status.SANDBOX_ERROR, error="job killed without a reason", **common)
+    if sig is not None:
+        if sig == _signal.SIGXCPU or (sig == _signal.SIGKILL and cpu is not None and cpu >= limits.effective_cpu_s):
+            return ExecResult(Status.TIMEOUT, error=f"CPU-time limit of {limits.effective_cpu_s} s reached", **common)
+        return ExecResult(Status.RUNTIME_ERROR, error=f"killed by signal {sig}", **common)
+    if exit_code == 0:
+        return ExecResult(Status.OK, **common)
+    if exit_code is None:
+        return ExecResult(Status.SANDBOX_ERROR, error="no exit status for the program", **common)
+    return ExecResult(Status.RUNTIME_ERROR, error=f"exit code {exit_code}", **common)

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from sandbox import Limits, SandboxPool, SandboxUnavailable, Status  # noqa: E402
 from sandbox.isolation import SANDBOX_UID, probe_bwrap  # noqa: E402
-from sandbox.pool import live_workers  # noqa: E402
+from sandbox.worker import live_workers  # noqa: E402
 
 ATTACKS_DIR = Path(__file__).parent / "sandbox_attacks"
 TIMEOUT_S = 2.0
