@@ -33,7 +33,8 @@ crashes, timeouts, memory and output limits, a missing code block or function, e
 reason; ``unverifiable`` only when the verifier or the sandbox failed (malformed example,
 sandbox error, tests that cannot run here). ``code_partial`` rewards the fraction of tests
 passed (each assert statement of ``check`` or of the plain asserts counts, or each case in
-(b)); its status is ``correct`` only if all pass.
+(b)); its status is ``correct`` only if all pass and nothing else in the tests failed (a
+statement that is no test failing after the last test counts as one test more that failed).
 """
 
 from __future__ import annotations
@@ -188,7 +189,9 @@ class TestPlan:
 
 
 def _is_test(stmt: ast.stmt) -> bool:
-    return any(isinstance(node, ast.Assert) and not isinstance(node.test, ast.Constant)
+    """Holds an assert that can fail: ``assert False`` (reached where an expected exception was
+    not raised) is one; ``assert True, 'not a test'`` is not."""
+    return any(isinstance(node, ast.Assert) and not (isinstance(node.test, ast.Constant) and node.test.value)
                for node in ast.walk(stmt))
 
 
@@ -309,9 +312,12 @@ def _plan_tests(program: str, prelude: str, plan: TestPlan, entry_point: str, li
 
 
 def _fraction_verdict(passed: int, total: int, partial: bool, failure: str) -> Verdict:
-    if total > 0 and passed == total:
+    """``failure`` (why the run failed, "" if it did not) with every test passed: a unit that is
+    no test (setup, a bare call) failed after the last test; the suite failed all the same, and
+    counts as one test more that failed."""
+    if total > 0 and passed == total and not failure:
         return Verdict("correct", 1.0, f"all {total} tests passed")
-    reward = passed / total if partial and total > 0 else 0.0
+    reward = passed / (total + (passed == total)) if partial and total > 0 else 0.0
     return Verdict("incorrect", reward, f"{passed}/{total} tests passed; {failure}")
 
 
