@@ -1,8 +1,26 @@
-"""How the code verifier counts the units of a test suite. Every program here runs in the sandbox."""
+"""The code verifier's harness program as it travels (compiled, with its source as the fallback)
+and how its units are counted. Every program here runs in the sandbox."""
 
+import pytest
+
+from sandbox import run_batch
+from verifiers import code
 from verifiers.code import code_partial, code_verifier, plan_tests
 
-GOOD = "def isqrt(n):\n    return int(n ** 0.5)\n"
+SQRT = {"entry_point": "isqrt", "tests": "def check(candidate):\n    assert candidate(4) == 2\n    assert candidate(9) == 3\n"}
+GOOD, BAD = "def isqrt(n):\n    return int(n ** 0.5)\n", "def isqrt(n):\n    return 2\n"
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "source fallback"])
+def test_the_harness_runs_compiled_or_from_its_source(compiled):
+    pending = [code._plan(program, SQRT, False) for program in (GOOD, BAD)]
+    jobs = [p.jobs[0] for p in pending]
+    assert jobs[0]["program"] == code.HARNESS_LOADER and len(jobs[0]["program"]) < 600
+    if not compiled:  # as for a sandbox interpreter of another version: another magic number
+        for job in jobs:
+            job["files"] = dict(job["files"], **{code.HARNESS_CODE_FILE: b"\0\0\r\n" + code.HARNESS_CODE[4:]})
+    verdicts = [p.judge([r]) for p, r in zip(pending, run_batch(jobs))]
+    assert [v.status for v in verdicts] == ["correct", "incorrect"], verdicts
 
 
 EXPECTS_ERROR = ("def check(candidate):\n    assert candidate(4) == 2\n    try:\n        candidate(-1)\n"

@@ -1,28 +1,44 @@
 """The in-sandbox harness of the code verifier, for tests given as Python (HumanEval / MBPP style).
 
-This file is not imported by the trusted side: ``verifiers.code`` sends its source as the
-sandboxed program's ``main.py``, the candidate program as the file ``solution.py`` and, on
-stdin, one JSON job ``{"nonce", "entry_point", "candidate_name", "prelude", "units",
-"partial", "budget_s"}``. It uses the standard library only.
+This file is not imported by the trusted side: ``verifiers.code`` sends the source of
+``_code_wire.py`` (how values cross the pipe) followed by this file's as the sandboxed program's
+``main.py``, the candidate program as the file ``solution.py`` and, on stdin, one JSON job
+``{"nonce", "entry_point", "candidate_name", "prelude", "units", "partial", "budget_s"}``. It
+uses the standard library only.
 
 Two processes, so that the candidate can neither see the tests nor speak for the harness:
 
 * the **harness** (this process: pid 1 of the run's pid namespace) makes itself non-dumpable
   (its memory and /proc entries are closed to the candidate), forks the candidate process
   *before* it reads anything secret, then reads the job from stdin and closes stdin. It runs
-  the test units itself; every call of a candidate function is a request over a pipe, and
-  every answer comes back as ``marshal`` data checked to be plain builtin values
-  (``plain_error``), so a returned object cannot lie about equality. After the last unit it
-  writes one JSON record holding the nonce and the counts to stdout, which only it holds;
+  the test units itself; every call of a candidate function is a request over a pipe. The
+  arguments cross as wire data (``_code_wire.py``) and the answer comes back the same way: the
+  return value, rebuilt by the harness from its own classes (so no returned object can lie
+  about equality), and the new contents of the arguments the function changed, which the
+  harness writes into the tests' own objects (an in-place ``xs.sort()`` is seen; so is a
+  change to an input that the tests expect untouched). A return value that is one of the
+  arguments, or part of one, is the tests' own object. After the last unit it writes one JSON
+  record holding the nonce and the counts to stdout, which only it holds;
 * the **candidate** process closes stdin and stdout at once (its prints go to stderr), loads
   ``solution.py`` as module ``solution``, reports the names it defines, and then answers
   call requests until the harness hangs up. Whatever it does - exiting, killing, threads,
   atexit or excepthook tricks, printing - can make calls fail, never write the record.
 
+The candidate's exceptions never steer the tests' own code: one of a builtin Exception class is
+raised again as that class, except StopIteration and StopAsyncIteration, which would silently
+end a loop of the tests (``all(map(candidate, cases))``) and become RuntimeError, as they do
+when they leak out of a generator. Everything else that goes wrong with a call (the candidate
+exited, timed out, returned what cannot be compared, raised SystemExit or KeyboardInterrupt,
+made data too large to pass back) raises a BaseException that is also remembered: the unit
+fails even where the tests' code catches it (``except:``, ``except BaseException``).
+
 The record is ``{"nonce", "passed", "total", "failure", "timeout", "load_error",
 "test_error", "harness_error"}``; the trusted parent accepts it only with the right nonce.
 """
 
+# Defined by _code_wire.py, whose source precedes this one: Encoder, Decoder, WireError, dumps,
+# fingerprints, encode_changes, apply_changes, MAX_MESSAGE_BYTES, short, exc_text,
+# builtin_exception_name.
 import builtins
 import json
 import marshal
@@ -33,11 +49,7 @@ import time
 import _signal  # (already loaded by the sandbox; `signal` would cost an import per run)
 
 SOLUTION_FILE = "solution.py"
-MAX_MESSAGE_BYTES = 64 << 20   # a larger reply from the candidate counts as a broken candidate
-MAX_PLAIN_NODES = 2_000_000    # values bigger than this (or cyclic) are not plain data
 PR_SET_DUMPABLE = 4
-PLAIN_ATOMS = (int, float, complex, bool, str, bytes, type(None))
-PLAIN_CONTAINERS = (list, tuple, dict, set, frozenset)
 # Modules the harness imports (besides those it has loaded already) when the candidate's
 # program did: pure ones, without side effects at import.
 SHARED_MODULES = frozenset({
@@ -49,42 +61,6 @@ SHARED_MODULES = frozenset({
 # --------------------------------------------------------------------------------------------
 # Shared by both processes
 # --------------------------------------------------------------------------------------------
-def plain_error(value):
-    """None if ``value`` is plain builtin data, else what is wrong with it.
-
-    Plain: int, float, complex, bool, str, bytes, None, and list/tuple/dict/set/frozenset of
-    plain values, each checked with ``type(x) is ...`` (no subclasses); no cycles, at most
-    MAX_PLAIN_NODES values in all."""
-    stack = [(value, False)]
-    on_path = set()
-    budget = MAX_PLAIN_NODES
-    while stack:
-        item, leaving = stack.pop()
-        if leaving:
-            on_path.discard(id(item))
-            continue
-        budget -= 1
-        if budget < 0:
-            return f"more than {MAX_PLAIN_NODES} values"
-        kind = type(item)
-        if kind in PLAIN_ATOMS:
-            continue
-        if kind not in PLAIN_CONTAINERS:
-            return f"an object of type {kind.__name__} (only builtin data types are compared)"
-        if id(item) in on_path:
-            return "a value that contains itself"
-        on_path.add(id(item))
-        stack.append((item, True))
-        if kind is dict:
-            for key, val in item.items():
-                stack.append((key, False))
-                stack.append((val, False))
-        else:
-            for element in item:
-                stack.append((element, False))
-    return None
-
-
 def write_all(fd, data, deadline=None):
     view = memoryview(data)
     while view:
@@ -94,7 +70,8 @@ def write_all(fd, data, deadline=None):
 
 
 def send(fd, message, deadline=None):
-    data = marshal.dumps(message)
+    """Send one message (WireError if it is over the limits: nothing is sent then)."""
+    data = dumps(message)
     write_all(fd, len(data).to_bytes(4, "little") + data, deadline)
 
 
@@ -129,25 +106,13 @@ def wait_for(fd, event, deadline):
             return
 
 
-def builtin_exception_name(exc):
-    """Name of the nearest builtin exception class of ``exc`` (its own, or a base)."""
-    for cls in type(exc).__mro__:
-        if getattr(builtins, cls.__name__, None) is cls and issubclass(cls, BaseException):
-            return cls.__name__
-    return "Exception"
-
-
-def short(text, limit=300):
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
 class CandidateGone(BaseException):
     """The candidate process ended or broke the protocol: no further call can succeed."""
 
 
 class CandidateExit(BaseException):
-    """A candidate function raised SystemExit/KeyboardInterrupt: not catchable as Exception."""
+    """A candidate function raised SystemExit/KeyboardInterrupt/GeneratorExit: not catchable as
+    Exception."""
 
 
 class CandidateError(Exception):
@@ -155,8 +120,13 @@ class CandidateError(Exception):
 
 
 class NotPlainData(BaseException):
-    """A candidate function returned something other than plain builtin data. (Not an
-    Exception: a test that expects an exception must not take this for one.)"""
+    """A candidate function returned (or left in its arguments) something that cannot cross.
+    (Not an Exception: a test that expects an exception must not take this for one.)"""
+
+
+class DataLimit(BaseException):
+    """The tests passed data back to the candidate that is over the wire's limits: the tests'
+    own literals never are, so it grew from the candidate's output (its failure)."""
 
 
 class TimeUp(BaseException):
@@ -216,98 +186,124 @@ def load_and_serve(req_r, resp_w):
             request = receive(req_r)
         except CandidateGone:
             return
-        send(resp_w, answer(module, request))
+        try:
+            send(resp_w, answer(module, request))
+        except WireError as exc:  # a reply over the limits
+            send(resp_w, ("not_plain", str(exc)))
 
 
 def answer(module, request):
+    """Call the function; reply ``("ok", value, changes)``, ``("raise", class name, text,
+    changes)`` or ``("not_plain", why)``, the changes being those to the arguments."""
     _, name, args, kwargs = request
+    decoder = Decoder()
+    args, kwargs = decoder.decode(args), decoder.decode(kwargs)
+    received = decoder.objects  # the mutable containers among the arguments, numbered as by the harness
+    before = fingerprints(received)
     try:
-        result = module.__dict__[name](*args, **kwargs)
+        result, reply = module.__dict__[name](*args, **kwargs), None
     except BaseException as exc:
-        return ("raise", builtin_exception_name(exc), short(exc_text(exc)))
-    problem = plain_error(result)
-    if problem is None:
-        try:
-            marshal.dumps(result)
-        except Exception as exc:  # e.g. nested too deeply
-            problem = f"a value marshal cannot carry ({exc})"
-    if problem is not None:
-        return ("not_plain", problem)
-    return ("ok", result)
-
-
-def exc_text(exc):
+        reply = ("raise", builtin_exception_name(exc), short(exc_text(exc)))
+    encoder = Encoder(received)
     try:
-        text = str(exc)
-    except BaseException:
-        text = ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+        if reply is None:
+            reply = ("ok", encoder.encode(result))  # (reads the iterators it holds: before the changes)
+        return reply + (encode_changes(encoder, received, before),)
+    except WireError as exc:
+        return ("not_plain", str(exc))
+    except BaseException as exc:  # an iterator of the program raised SystemExit... while being read
+        return ("raise", builtin_exception_name(exc), short(exc_text(exc)), ())
 
 
 # --------------------------------------------------------------------------------------------
 # The harness process
 # --------------------------------------------------------------------------------------------
 class Candidate:
-    """The harness's end of the pipes to the candidate process."""
+    """The harness's end of the pipes to the candidate process. ``fault``: the first failure of
+    the current unit that the tests' code must not be able to swallow, as (class, message)."""
 
     def __init__(self, pid, req_w, resp_r, deadline):
         self.pid, self.req_w, self.resp_r, self.deadline = pid, req_w, resp_r, deadline
         self.gone = None  # why no further call can succeed
+        self.fault = None
+
+    def failure(self, cls, message):
+        """``cls(message)``, to raise into the tests, remembered as the unit's fault."""
+        if self.fault is None:
+            self.fault = (cls, message)
+        return cls(message)
 
     def receive(self):
         try:
             message = receive(self.resp_r, self.deadline)
         except CandidateGone as exc:
             self.gone = str(exc)
-            raise
         except TimeUp:
             self.gone = "timeout"
-            raise
+            raise self.failure(TimeUp, "timeout") from None
         except Exception as exc:  # undecodable reply
             self.gone = f"the candidate sent a malformed reply ({type(exc).__name__})"
-            raise CandidateGone(self.gone) from None
-        if type(message) is not tuple or not message or type(message[0]) is not str:
+        else:
+            if type(message) is tuple and message and type(message[0]) is str:
+                return message
             self.gone = "the candidate sent a malformed reply"
-            raise CandidateGone(self.gone)
-        return message
+        raise self.failure(CandidateGone, self.gone)
 
     def call(self, name, args, kwargs):
         if self.gone:
-            raise CandidateGone(self.gone)
-        request = ("call", name, args, kwargs)
-        if plain_error(request) is not None:
-            raise TestError(f"the tests pass {plain_error(request)} to {name}(); "
-                            "only plain data can cross to the candidate process")
+            raise self.failure(CandidateGone, self.gone)
+        encoder = Encoder()
         try:
-            send(self.req_w, request, self.deadline)
+            data = dumps(("call", name, encoder.encode(args), encoder.encode(kwargs)))
+        except WireError as exc:
+            if exc.too_large and not exc.lazy:
+                raise self.failure(DataLimit, f"the tests pass {exc} to {name}(); data that large grew from the "
+                                              "program's own output") from None
+            raise self.failure(TestError, f"the tests pass {exc} to {name}(); only data can cross to the "
+                                          "candidate process") from None
+        try:
+            write_all(self.req_w, len(data).to_bytes(4, "little") + data, self.deadline)
         except TimeUp:
             self.gone = "timeout"
-            raise
+            raise self.failure(TimeUp, "timeout") from None
         except OSError:
             self.gone = "the candidate process ended"
-            raise CandidateGone(self.gone) from None
+            raise self.failure(CandidateGone, self.gone) from None
         reply = self.receive()
-        tag = reply[0]
-        if tag == "ok" and len(reply) == 2:
-            problem = plain_error(reply[1])
-            if problem is None:
-                return reply[1]
-            raise NotPlainData(f"{name}() returned {problem}")
-        if tag == "not_plain" and len(reply) == 2:
-            raise NotPlainData(f"{name}() returned {short(reply[1])}")
-        if tag == "raise" and len(reply) == 3 and type(reply[1]) is str and type(reply[2]) is str:
-            cls, text = getattr(builtins, reply[1], None), f"{name}() raised {reply[2]}"
-            if isinstance(cls, type) and issubclass(cls, Exception) and cls.__module__ == "builtins":
-                try:  # the same builtin class, so that tests expecting e.g. ValueError see one
-                    error = cls(text)
-                except Exception:  # a class whose constructor wants more (UnicodeDecodeError)
-                    error = CandidateError(text)
-                raise error
-            if isinstance(cls, type) and issubclass(cls, BaseException):
-                raise CandidateExit(text)
-            raise CandidateError(text)
-        self.gone = "the candidate sent a malformed reply"
-        raise CandidateGone(self.gone)
+        tag, decoder, error = reply[0], Decoder(encoder.objects, make_exception=self.exception), None
+        try:
+            if tag == "ok" and len(reply) == 3:
+                value = decoder.decode(reply[1])
+                apply_changes(decoder, reply[2], len(encoder.objects))
+                return value
+            if tag == "raise" and len(reply) == 4 and type(reply[1]) is str and type(reply[2]) is str:
+                apply_changes(decoder, reply[3], len(encoder.objects))  # what it did before it raised
+                error = self.exception(reply[1], f"{name}() raised {short(reply[2])}")
+            elif tag == "not_plain" and len(reply) == 2 and type(reply[1]) is str:
+                error = self.failure(NotPlainData, f"{name}() returned {short(reply[1])}")
+        except WireError as exc:
+            error = self.failure(NotPlainData, f"{name}() returned {exc}")
+        if error is None:
+            self.gone = "the candidate sent a malformed reply"
+            error = self.failure(CandidateGone, self.gone)
+        raise error
+
+    def exception(self, name, text):
+        """What to raise into the tests for an exception of the builtin class ``name`` that the
+        candidate raised: the same class for an Exception, RuntimeError for StopIteration and
+        StopAsyncIteration (which would end the tests' loops early), a remembered CandidateExit
+        for the others (SystemExit, KeyboardInterrupt...)."""
+        cls = getattr(builtins, name, None)
+        if not (isinstance(cls, type) and issubclass(cls, BaseException) and cls.__module__ == "builtins"):
+            return CandidateError(text)
+        if issubclass(cls, (StopIteration, StopAsyncIteration)):
+            return RuntimeError(text)
+        if not issubclass(cls, Exception):
+            return self.failure(CandidateExit, text)
+        try:  # the same builtin class, so that tests expecting e.g. ValueError see one
+            return cls(text)
+        except Exception:  # a class whose constructor wants more (UnicodeDecodeError)
+            return CandidateError(text)
 
     def stop(self):
         try:
@@ -349,7 +345,7 @@ def add_candidate_names(namespace, candidate, names, job):
 
 
 def valid_names(message):
-    if len(message) != 2 or type(message[1]) is not dict or plain_error(message[1]) is not None:
+    if len(message) != 2 or type(message[1]) is not dict:
         return None
     names = message[1]
     for name, entry in names.items():
@@ -390,25 +386,30 @@ def run_tests(job, candidate):
         return record
     add_candidate_names(namespace, candidate, names, job)
     for source, counted, is_import in job["units"]:
+        candidate.fault, error = None, None
         try:
             exec(compile(source, "<tests>", "exec", dont_inherit=True), namespace)
-        except TimeUp:
+        except BaseException as exc:
+            error = exc
+        # A fault fails the unit even where the tests' code caught it (`except:` around a call).
+        fault = candidate.fault
+        if fault is not None and fault[0] is TestError:
+            record["test_error"] = fault[1]
+            return record
+        if (fault is not None and fault[0] is TimeUp) or isinstance(error, TimeUp):
             record.update(timeout=True, failure=record["failure"] or f"timeout during: {short(source, 120)}")
             return record
-        except TestError as exc:
-            record["test_error"] = str(exc)
-            return record
-        except BaseException as exc:
-            if is_import and isinstance(exc, ImportError):
-                record["test_error"] = f"the tests' import failed in the sandbox: {short(exc_text(exc))}"
-                return record
-            if not record["failure"]:
-                record["failure"] = f"{short(source, 120)} -> {short(exc_text(exc))}"
-            if not counted or not job["partial"] or candidate.gone:
-                return record  # setup failed, all-or-nothing, or no call can succeed any more
+        if error is None and fault is None:
+            record["passed"] += counted
             continue
-        if counted:
-            record["passed"] += 1
+        if is_import and isinstance(error, ImportError):
+            record["test_error"] = f"the tests' import failed in the sandbox: {short(exc_text(error))}"
+            return record
+        if not record["failure"]:
+            why = fault[1] if fault is not None else exc_text(error)
+            record["failure"] = f"{short(source, 120)} -> {short(why)}"
+        if not counted or not job["partial"] or candidate.gone:
+            return record  # setup failed, all-or-nothing, or no call can succeed any more
     return record
 
 

@@ -21,11 +21,18 @@ Optional per example: ``time_limit_s`` (the whole test suite in (a), each case i
 10) and ``memory_mb`` (default 1024).
 
 How (a) is judged: see ``verifiers/_code_harness.py``. The tests never enter the candidate's
-process; they run in a harness process that calls the candidate's functions over a pipe and
-gets back plain builtin data only (so no ``__eq__`` can lie), and that alone holds stdout,
-where it writes a record with a per-run random nonce after every test ran. Here, in the
-trusted parent, only a well-formed record with the right nonce from a run that ended normally
-counts. Exiting early (``sys.exit``, ``os._exit``), atexit or excepthook tricks, killing the
+process; they run in a harness process that calls the candidate's functions over a pipe, and
+that alone holds stdout, where it writes a record with a per-run random nonce after every test
+ran. Arguments and return values cross as data of builtin and standard-library types
+(``verifiers/_code_wire.py``: containers of ``collections``, namedtuples, Fraction, Decimal;
+iterators are read to their end, at most 2M values), rebuilt from the harness's own classes (so
+no ``__eq__`` can lie); what a function does to its arguments is written back into the tests'
+objects, and a returned argument is the tests' own object. An exception from the candidate
+never steers the tests' code (StopIteration arrives as RuntimeError; an exit, a timeout or a
+value that cannot be compared fails its test even inside the tests' ``except:``); data the
+tests pass back that is over the limits grew from the candidate's output: its failure. Here,
+in the trusted parent, only a well-formed record with the right nonce from a run that ended
+normally counts. Exiting early (``sys.exit``, ``os._exit``), atexit or excepthook tricks, killing the
 harness, threads or printing a fake success line can fail tests, never pass them.
 
 Verdicts: ``correct`` (reward 1) when every test passes; ``incorrect`` for failing tests,
@@ -42,7 +49,9 @@ from __future__ import annotations
 import ast
 import functools
 import hmac
+import importlib.util
 import json
+import marshal
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,8 +65,29 @@ from verifiers.types import Verdict
 DEFAULT_TIME_LIMIT_S = 10.0
 DEFAULT_MEMORY_MB = 1024
 PYTHON_FENCE_TAGS = ("python", "python3", "py", "py3")
-HARNESS_SOURCE = (Path(__file__).with_name("_code_harness.py")).read_text()
 SOLUTION_FILE = "solution.py"   # where the harness finds the candidate program (format a)
+# The harness program (format a): the value codec it shares with the candidate process, then
+# the harness. Compiling its ~1000 lines would cost each run more than all its other Python
+# work, so it also travels compiled, and the program itself is a loader that runs the compiled
+# code when the sandbox's interpreter has this one's bytecode magic number (else the source).
+HARNESS_SOURCE = (Path(__file__).with_name("_code_wire.py").read_text() + "\n\n"
+                  + Path(__file__).with_name("_code_harness.py").read_text())
+HARNESS_FILE, HARNESS_CODE_FILE = "harness.py", "harness.pyc"
+HARNESS_CODE = importlib.util.MAGIC_NUMBER + marshal.dumps(
+    compile(HARNESS_SOURCE, HARNESS_FILE, "exec", dont_inherit=True, optimize=0))
+HARNESS_LOADER = f"""import marshal
+import sys
+
+with open({HARNESS_CODE_FILE!r}, "rb") as f:
+    code = f.read()
+magic = getattr(sys.modules.get("_frozen_importlib_external"), "MAGIC_NUMBER", None)
+if magic and code.startswith(magic):
+    code = marshal.loads(code[len(magic):])
+else:
+    with open({HARNESS_FILE!r}, "rb") as f:
+        code = compile(f.read(), {HARNESS_FILE!r}, "exec", dont_inherit=True)
+exec(code)
+"""
 
 _STATUS_REASONS = {Status.TIMEOUT: "timeout", Status.MEMORY_LIMIT: "memory limit exceeded",
                    Status.OUTPUT_LIMIT: "output limit exceeded", Status.RUNTIME_ERROR: "runtime error"}
@@ -306,7 +336,8 @@ def _plan_tests(program: str, prelude: str, plan: TestPlan, entry_point: str, li
     margin = min(1.0, 0.25 * limits.timeout_s)  # the harness stops itself before the sandbox does
     job = {"nonce": nonce, "entry_point": entry_point, "candidate_name": plan.candidate_name, "prelude": prelude,
            "units": plan.units, "partial": partial, "budget_s": limits.timeout_s - margin}
-    item = {"program": HARNESS_SOURCE, "stdin": json.dumps(job), "files": {SOLUTION_FILE: program},
+    files = {SOLUTION_FILE: program, HARNESS_CODE_FILE: HARNESS_CODE, HARNESS_FILE: HARNESS_SOURCE}
+    item = {"program": HARNESS_LOADER, "stdin": json.dumps(job), "files": files,
             "limits": limits}
     return _Pending([item], lambda results: _judge_tests(results[0], nonce, plan.total, partial))
 
