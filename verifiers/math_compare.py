@@ -15,9 +15,12 @@ A percent sign may be dropped or applied: ``50%`` matches ``50`` and ``0.5``, bu
 
 from __future__ import annotations
 
+import re
+
 import sympy
 from sympy.core.function import AppliedUndef
 
+from verifiers import math_bignum
 from verifiers.math_normalize import normalize_text
 from verifiers.math_latex import is_name
 from verifiers.math_values import Collection, Equation, Interval, Intervals, Matrix, Scalar, Text, Value
@@ -85,7 +88,7 @@ def equation_value(eq: Equation, constant: bool) -> Value | None:
     if constants:
         # ``\frac{\pi}{4} = 0.785`` is consistent (a rounded decimal); the exact side is the answer
         exact = [c for c in constants if c.ulp is None] or constants
-        if any(not (expr_equal(c.expr, exact[-1].expr) or _rounds_to(c, exact[-1])) for c in constants):
+        if any(not (_same_constant(c, exact[-1]) or _rounds_to(c, exact[-1])) for c in constants):
             return None
         if constant:
             return exact[-1]
@@ -95,15 +98,25 @@ def equation_value(eq: Equation, constant: bool) -> Value | None:
     return eq.sides[-1]
 
 
+def _same_constant(a: Scalar, b: Scalar) -> bool:
+    if a.big is not None or b.big is not None:
+        return _big_equal(a, b)
+    return expr_equal(a.expr, b.expr)
+
+
 def _rounds_to(decimal: Scalar, exact: Scalar) -> bool:
     """``decimal`` is ``exact`` written to its last place (rounded or cut), whatever its number of digits."""
-    if decimal.ulp is None:
+    if decimal.ulp is None or exact.big is not None or decimal.big is not None:
         return False
     value = _numeric(exact.expr)
     return value is not None and value.is_real and abs(value - decimal.expr) <= decimal.ulp
 
 
 def scalars_equal(pred: Scalar, gold: Scalar) -> bool:
+    if pred.big is not None or gold.big is not None:
+        return _big_equal(pred, gold)
+    if pred.base is not None or gold.base is not None:
+        return _based_equal(pred, gold)
     for p_expr, p_ulp in _percent_readings(pred):
         for g_expr, g_ulp in _percent_readings(gold):
             if expr_equal(p_expr, g_expr):
@@ -113,6 +126,32 @@ def scalars_equal(pred: Scalar, gold: Scalar) -> bool:
             if g_ulp is not None and gold.sig_digits >= MIN_APPROX_DIGITS and _approximates(g_expr, g_ulp, p_expr):
                 return True
     return False
+
+
+def _big_equal(a: Scalar, b: Scalar) -> bool:
+    """Exact comparison of numbers too large to evaluate (``verifiers.math_bignum``); undecided is unequal."""
+    tree_a = a.big if a.big is not None else math_bignum.from_sympy(a.expr)
+    tree_b = b.big if b.big is not None else math_bignum.from_sympy(b.expr)
+    if tree_a is None or tree_b is None:
+        return False  # a huge integer is no closed form such as pi
+    return math_bignum.decide(tree_a, tree_b) is True
+
+
+_DIGIT_STRING = re.compile(r"\d+")
+
+
+def _based_equal(pred: Scalar, gold: Scalar) -> bool:
+    """Numbers in another base (``1011_2``): the same value when both carry a base; against a bare
+    integer, the same digits (a gold ``1011_2`` asked for base 2, so ``1011`` answers it) or, for a
+    bare gold, the same value (``123_7`` is 66)."""
+    if pred.base is not None and gold.base is not None:
+        return pred.expr == gold.expr
+    based, bare = (pred, gold) if pred.base is not None else (gold, pred)
+    if not _DIGIT_STRING.fullmatch(bare.source.strip()):
+        return False
+    if bare.source.strip().lstrip("0") == based.base[0] or (bare.source.strip() == "0" and based.base[0] == "0"):
+        return True
+    return bare is gold and pred.expr == gold.expr
 
 
 def _percent_readings(s: Scalar) -> list[tuple[sympy.Basic, sympy.Rational | None]]:
@@ -233,7 +272,7 @@ def _oriented(eq: Equation) -> Equation:
 
 def _same_equation(pred: Equation, gold: Equation) -> bool:
     """Same solution set for linear rescalings: ``y = 2x + 1`` and ``2x - y + 1 = 0``."""
-    if not all(isinstance(s, Scalar) for s in pred.sides + gold.sides):
+    if not all(isinstance(s, Scalar) and s.big is None for s in pred.sides + gold.sides):
         return False
     f_pred = pred.sides[0].expr - pred.sides[1].expr
     f_gold = gold.sides[0].expr - gold.sides[1].expr
@@ -342,7 +381,10 @@ def _dedupe(items: list[Value], limit: int | None = None) -> list[Value]:
     unique: list[Value] = []
     seen: set[str] = set()
     for item in items:
-        key = repr(item)
+        try:
+            key = repr(item)
+        except ValueError:  # a huge integer has no decimal repr (Python's 4300-digit limit)
+            key = f"id:{id(item)}"
         if key in seen:
             continue
         seen.add(key)

@@ -17,6 +17,8 @@ import sympy
 from latex2sympy2_extended.latex2sympy2 import ConversionConfig, latex2sympy
 from latex2sympy2_extended.math_normalization import NormalizationConfig, normalize_latex
 
+from verifiers.math_bignum import exact_value, parse_numeric
+
 _CONVERSION = ConversionConfig(lowercase_symbols=False)
 _MALFORMED_ONLY = NormalizationConfig(  # only \frac12 -> \frac{1}{2}, \sqrt3 -> \sqrt{3} and the like
     basic_latex=False, units=False, malformed_operators=True, nits=False, boxed="none"
@@ -83,27 +85,25 @@ def latex_to_sympy(s: str) -> sympy.Basic | None:
 
 
 _MAX_LATEX_CHARS = 1000
-_MAX_NESTING = 10
+_MAX_NESTING = 10  # grouping brackets: the parser's cost grows steeply with their depth
+_MAX_ARGUMENT_NESTING = 60  # braces of command arguments (\\frac{..}{..}, \\sqrt{..}, ^{..}): cheap to nest
 _NUMERIC_POWER = re.compile(r"(\d+)\s*\^\s*(?:\{\s*(\d+)\s*\}|(\d+))")
 _BIG_FACTORIAL = re.compile(r"\d{6,}\s*!")
+_ARGUMENT_BEFORE = re.compile(r"(?:\\[A-Za-z]+|[\^_}\]])\s*$")
 
 
 def too_costly(s: str) -> bool:
     """Input whose parse or evaluation could run away: deep nesting, power towers, huge powers or factorials.
 
-    latex2sympy's parser slows down sharply with bracket depth, and sympy evaluates integer
-    powers and factorials as it builds them (``10^{10^{10}}``, ``(10^{100})!`` never finish).
+    latex2sympy's parser slows down sharply with the depth of grouping brackets (twelve nested
+    ``{...}`` take seconds) but not with nested command arguments (forty nested ``\\frac`` take
+    0.2 s), and sympy evaluates integer powers and factorials as it builds them
+    (``10^{10^{10}}``, ``(10^{100})!`` never finish). Purely numeric answers never get here:
+    ``verifiers.math_bignum`` reads them first.
     """
     if len(s) > _MAX_LATEX_CHARS:
         return True
-    depth = deepest = 0
-    for c in s:
-        if c in "({[":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif c in ")}]":
-            depth -= 1
-    if deepest > _MAX_NESTING:
+    if _nesting(s) > _MAX_NESTING:
         return True
     for m in _NUMERIC_POWER.finditer(s):
         exponent = m.group(2) or m.group(3)
@@ -114,11 +114,40 @@ def too_costly(s: str) -> bool:
             group = _group_after(s, i + 1)
             if ("^" in group or "!" in group) and not re.search(r"[A-Za-z]", group.replace("\\frac", "")):
                 return True  # a numeric power tower
+            if _huge_numeric_exponent(group):
+                return True  # x^{5 \\cdot 10^{9}}
         elif c == "!" and i > 0 and s[i - 1] in ")}":
             group = _group_before(s, i - 1)
             if "^" in group or "!" in group:
                 return True
     return bool(_BIG_FACTORIAL.search(s))
+
+
+def _nesting(s: str) -> int:
+    """Depth of grouping brackets, not counting the braces of command arguments; or a large number
+    when even the argument braces nest deeper than ``_MAX_ARGUMENT_NESTING``."""
+    stack: list[bool] = []  # True: a grouping bracket
+    grouping = deepest = 0
+    for i, c in enumerate(s):
+        if c in "({[":
+            is_group = not (c == "{" and _ARGUMENT_BEFORE.search(s[max(0, i - 12) : i]))
+            is_group = is_group and not (c == "[" and s[max(0, i - 6) : i].rstrip().endswith("\\sqrt"))
+            stack.append(is_group)
+            grouping += is_group
+            deepest = max(deepest, grouping)
+            if len(stack) > _MAX_ARGUMENT_NESTING:
+                return _MAX_ARGUMENT_NESTING + _MAX_NESTING
+        elif c in ")}]" and stack:
+            grouping -= stack.pop()
+    return deepest
+
+
+def _huge_numeric_exponent(group: str) -> bool:
+    tree = parse_numeric(group) if re.fullmatch(r"[\d\s+\-*/^(){}\\a-z]*", group) else None
+    if tree is None:
+        return False
+    value = exact_value(tree)
+    return value is None or abs(value) > _MAX_EXPONENT
 
 
 def _group_after(s: str, i: int) -> str:

@@ -18,19 +18,28 @@ from typing import Literal, Union
 
 import sympy
 
+from verifiers import math_bignum
 from verifiers.math_latex import is_name, latex_to_sympy
 from verifiers.math_normalize import MATH_WORDS, braces_balanced, normalize_text, number_word_value, strip_units, unwrap_text
 
 
 @dataclass(frozen=True)
 class Scalar:
-    """A number or an expression. ``ulp`` is one unit in the last place when it was written as a decimal."""
+    """A number or an expression. ``ulp`` is one unit in the last place when it was written as a decimal.
+
+    ``big``: the arithmetic tree of a number too large to handle as a plain sympy number
+    (``2^{2^{30}}``, a 5000-digit integer); it is compared by ``verifiers.math_bignum`` and
+    ``expr`` is then an unevaluated stand-in that must not be evaluated. ``base``: the digits
+    and base of a number written in another base (``1011_2`` -> ``("1011", 2)``).
+    """
 
     expr: sympy.Basic
     source: str
     ulp: sympy.Rational | None = None
     sig_digits: int = 0
     percent: bool = False
+    big: math_bignum.Node | None = None
+    base: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -246,7 +255,7 @@ def _endpoint(s: str) -> sympy.Basic | None:
     if compact in ("-\\infty", "-inf", "-\\infin"):
         return -sympy.oo
     value = parse_scalar_or_text(s)
-    return value.expr if isinstance(value, Scalar) else None
+    return value.expr if isinstance(value, Scalar) and value.big is None else None
 
 
 def _parse_relation(terms: list[str], ops: list[str], depth: int) -> Value | None:
@@ -368,6 +377,12 @@ def parse_scalar(s: str) -> Scalar | None:
     n = number_word_value(s) if s.isalpha() else None
     if n is not None:
         return Scalar(sympy.Integer(n), s, percent=percent)
+    based = _based_number(s)
+    if based is not None:
+        return based
+    arithmetic = _arithmetic(s, percent)
+    if arithmetic is not None:
+        return arithmetic
     try:
         expr = latex_to_sympy(s)
     except Exception:
@@ -377,21 +392,61 @@ def parse_scalar(s: str) -> Scalar | None:
     return Scalar(expr, s, percent=percent)
 
 
+_BASED_NUMBER = re.compile(
+    r"\(?\s*\{?\s*(?P<digits>[0-9A-Za-z]+)\s*\}?\s*\)?\s*_\s*(?:\{\s*\(?\s*(?P<base>\d{1,2})\s*\)?\s*\}|(?P<base1>\d))"
+)
+_DIGIT_VALUES = {c: i for i, c in enumerate("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")}
+_BIG_BITS = 14_000  # above ~4200 decimal digits a number is compared by verifiers.math_bignum
+
+
+def _based_number(s: str) -> Scalar | None:
+    """``1011_2``, ``123_{7}``, ``(100)_3``, ``1A_{16}``: digits in a base from 2 to 36 (``a_7`` is a name)."""
+    m = _BASED_NUMBER.fullmatch(s)
+    if not m:
+        return None
+    digits, base = m.group("digits").upper(), int(m.group("base") or m.group("base1"))
+    if not 2 <= base <= 36 or not any(c.isdigit() for c in digits) or len(digits) > 200:
+        return None
+    if any(_DIGIT_VALUES[c] >= base for c in digits):
+        return None  # 129_7 is no number
+    return Scalar(sympy.Integer(int(digits, base)), s, base=(digits.lstrip("0") or "0", base))
+
+
+def _arithmetic(s: str, percent: bool) -> Scalar | None:
+    """Numbers and arithmetic only (``2^{10}``, ``5!``, ``2^{2^{30}}``, ``(10^6)!``), read by ``math_bignum``.
+
+    A value that is cheap to compute becomes an exact number at once (no LaTeX parser needed);
+    a huge one keeps its tree (``Scalar.big``), for exact comparison without evaluating it.
+    Anything else (radicals, fractional powers, 1/0) is left to the LaTeX parser.
+    """
+    tree = math_bignum.parse_numeric(s)
+    if tree is None:
+        return None
+    value = math_bignum.exact_value(tree)
+    if value is not None:
+        big = tree if value.numerator.bit_length() > _BIG_BITS else None
+        return Scalar(sympy.Rational(value.numerator, value.denominator), s, percent=percent, big=big)
+    if math_bignum.is_huge(tree):
+        return Scalar(math_bignum.to_sympy(tree), s, percent=percent, big=tree)
+    return None
+
+
 def _plain_number(s: str, percent: bool) -> Scalar | None:
     m = _NUMBER_LITERAL.fullmatch(s)
     if m:
         mantissa = m.group("mantissa")
         exponent = int(m.group("exp1") or m.group("exp2") or m.group("exp3") or 0)
-        if abs(exponent) > 1000:
+        if abs(exponent) > 1000 or len(mantissa) > math_bignum.MAX_DIGITS:
             return None
-        value = Fraction(mantissa) * Fraction(10) ** exponent
+        value = math_bignum.fraction_from_decimal(mantissa) * Fraction(10) ** exponent
         if m.group("sign") == "-":
             value = -value
         decimals = len(mantissa.partition(".")[2])
         is_decimal = "." in mantissa or exponent < 0
         digits = mantissa.replace(".", "").lstrip("0")
         ulp = sympy.Rational(10) ** (exponent - decimals) if is_decimal else None
-        return Scalar(sympy.Rational(value.numerator, value.denominator), s, ulp, len(digits), percent)
+        big = math_bignum.Num(value) if value.numerator.bit_length() > _BIG_BITS else None
+        return Scalar(sympy.Rational(value.numerator, value.denominator), s, ulp, len(digits), percent, big=big)
     m = _REPEATING_DECIMAL.fullmatch(s)
     if m:  # 0.1\overline{6} = 1/6
         fixed, period = m.group("fixed"), m.group("period")
