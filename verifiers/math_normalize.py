@@ -27,20 +27,49 @@ _UNICODE_TO_LATEX = {
     "\u00b1": r"\pm ", "\u2213": r"\mp ", "\u2248": r" \approx ", "\u2205": r"\emptyset ", "\u211d": r"\mathbb{R}",
     "\u00b0": r"^\circ ", "\u2103": r"^\circ ", "\u2109": r"^\circ ", "\u221a": r"\sqrt", "\u221b": r"\sqrt[3]", "\u221c": r"\sqrt[4]", "\u2032": "'",
     "\u2061": "", "\u200b": "", "\u00a0": " ", "\u2009": " ", "\u202f": " ", "\u2002": " ", "\u2003": " ",
-    "\u2026": r"\ldots ", "\u27e8": "(", "\u27e9": ")",
+    "\u2026": r"\ldots ", "\u27e8": "(", "\u27e9": ")", "\u00ba": r"^\circ ",
 }
 _UNICODE_RE = re.compile("|".join(re.escape(k) for k in _UNICODE_TO_LATEX))
-_SUPERSCRIPTS = dict(zip("\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079\u207a\u207b", "0123456789+-"))
-_SUPERSCRIPT_RUN = re.compile("[\u2070\u00b9\u00b2\u00b3\u2074-\u2079\u207a\u207b]+")
+
+
+def _script_map(kind: str) -> dict[str, str]:
+    """Unicode sub- or superscript characters (``<sub>``/``<super>`` decompositions) -> the plain character."""
+    chars = {}
+    for code in [0xB2, 0xB3, 0xB9, *range(0x2070, 0x20A0), *range(0x1D2C, 0x1D6B), *range(0x1D9B, 0x1DC0),
+                 *range(0x2B0, 0x2B9), 0x2C7C]:
+        decomposition = unicodedata.decomposition(chr(code))
+        if decomposition.startswith(kind):
+            plain = chr(int(decomposition.split()[1], 16)).replace("\u2212", "-")
+            if plain.isascii() and (plain.isalnum() or plain in "+-=()"):
+                chars[chr(code)] = plain
+    return chars
+
+
+_SUPERSCRIPTS = _script_map("<super>")  # ¹²³ ⁿ ⁱ ⁻ ⁽⁾ and modifier letters: an exponent, never a digit
+_SUBSCRIPTS = _script_map("<sub>")  # ₀..₉ ₙ ₐ: an index or a base (123₇), never a digit
+_SUPERSCRIPT_RUN = re.compile("[" + "".join(_SUPERSCRIPTS) + "]+")
+_SUBSCRIPT_RUN = re.compile("[" + "".join(_SUBSCRIPTS) + "]+")
+_SCRIPT_FRACTION = re.compile(  # ¹⁄₂
+    "([" + "".join(c for c, p in _SUPERSCRIPTS.items() if p.isdigit()) + "]+)\\s*[\u2044/]\\s*(["
+    + "".join(c for c, p in _SUBSCRIPTS.items() if p.isdigit()) + "]+)"
+)
+_SCRIPT_ROOT = re.compile("([" + "".join(c for c, p in _SUPERSCRIPTS.items() if p.isdigit()) + "]+)\u221a")  # ³√2
 _VULGAR_FRACTION = re.compile("[\u00bc-\u00be\u2150-\u215e]")
 _ROOT_ARG = re.compile(r"\\sqrt(\[\d\])?\s*(\d+(?:\.\d+)?|[A-Za-z])")
+
+
+def _plain(script: str) -> str:
+    return "".join(_SUPERSCRIPTS.get(c) or _SUBSCRIPTS[c] for c in script)
 
 
 def unicode_to_latex(text: str) -> str:
     """Unicode math as LaTeX: ``−``, ``×``, ``π``, ``√2``, ``x²``, ``½``, ``≤``, ``°``, full-width digits."""
     if text.isascii():
         return text
-    text = _SUPERSCRIPT_RUN.sub(lambda m: "^{" + "".join(_SUPERSCRIPTS[c] for c in m.group()) + "}", text)
+    text = _SCRIPT_FRACTION.sub(lambda m: r"\frac{%s}{%s}" % (_plain(m.group(1)), _plain(m.group(2))), text)
+    text = _SCRIPT_ROOT.sub(lambda m: r"\sqrt[%s]" % _plain(m.group(1)), text)
+    text = _SUPERSCRIPT_RUN.sub(lambda m: "^{" + _plain(m.group()) + "}", text)
+    text = _SUBSCRIPT_RUN.sub(lambda m: "_{" + _plain(m.group()) + "}", text)
 
     def vulgar(m: re.Match) -> str:
         value = Fraction(unicodedata.numeric(m.group())).limit_denominator(100)

@@ -366,8 +366,27 @@ _MIXED_NUMBER = re.compile(  # 2\frac{1}{2} is two and a half, as in MATH answer
 )
 
 
+_QUALIFIER = re.compile(  # words that change what a value says: "not 5", "7 or more", "at least 7"
+    r"(?<![\\A-Za-z])(?:not|no|never|none|nor|except|excluding|but|or|least|most|more|less|fewer|than|maybe|perhaps"
+    r"|possibly|probably|either|neither|unless|if|impossible|possible|cannot|can't|isn't|wrong|incorrect|between"
+    r"|any|up|greater|larger|smaller|bigger|below|above|exceeds|exceeding|beyond|until)(?![A-Za-z])",
+    re.I,
+)
+_NEGATED_ASIDE = re.compile(r"(.*\S)\s*\(\s*not\s+[^()]*\)", re.I | re.S)  # "3 (not 2)": states 3
+
+
 def parse_scalar(s: str) -> Scalar | None:
-    """A number or expression, units and currency dropped; None if it does not parse."""
+    """A number or expression, units and currency dropped; None if it does not parse.
+
+    Units go, but never a word that changes the value's meaning (``not 5``, ``7 or more``,
+    ``at least 7``, ``5 is not possible``): such an answer does not state a value.
+    """
+    words = unwrap_text(s)
+    if _QUALIFIER.search(words):
+        aside = _NEGATED_ASIDE.fullmatch(words)
+        if aside and not _QUALIFIER.search(aside.group(1)):
+            return parse_scalar(aside.group(1))
+        return None
     s, percent = strip_units(s)
     if not s:
         return None
