@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import collections
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -81,20 +83,37 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace, result: ExecResult) -> int:
     if args.json:
-        print(result.to_json())
+        print(result.to_json())  # (ASCII-only: one line for every line-splitting convention)
     else:
-        sys.stdout.write(_for_terminal(result.stdout, sys.stdout))
+        out = _for_terminal(result.stdout, sys.stdout)
+        err = _for_terminal(result.stderr, sys.stderr)
+        sys.stdout.write(out)
         sys.stdout.flush()
-        sys.stderr.write(_for_terminal(result.stderr, sys.stderr))
-        sig = f" signal={result.signal_name}" if result.signal is not None else ""
-        print(f"[sandbox] status={result.status.value} exit_code={result.exit_code}{sig} "
-              f"duration={result.duration:.3f}s" + (f" ({result.error})" if result.error else ""),
-              file=sys.stderr)
+        sys.stderr.write(err)
+        # The status line starts a line of its own, whatever the program's last bytes were: on
+        # stderr, or on stdout too when both streams go to the same place (a terminal, 2>&1).
+        last = err or (out if _same_file(sys.stdout, sys.stderr) else "")
+        sys.stderr.write(("" if not last or last.endswith("\n") else "\n") + status_line(result) + "\n")
     sys.stdout.flush()
     sys.stderr.flush()
     if result.status is Status.OK:
         return EXIT_OK
     return EXIT_SANDBOX_ERROR if result.status is Status.SANDBOX_ERROR else EXIT_PROGRAM_FAILED
+
+
+def status_line(result: ExecResult) -> str:
+    """`[sandbox] status=...`, on one line (an error's own line breaks become spaces)."""
+    sig = f" signal={result.signal_name}" if result.signal is not None else ""
+    error = f" ({' '.join(result.error.splitlines())})" if result.error else ""
+    return (f"[sandbox] status={result.status.value} exit_code={result.exit_code}{sig} "
+            f"duration={result.duration:.3f}s{error}")
+
+
+def _same_file(a, b) -> bool:
+    try:
+        return os.path.samestat(os.fstat(a.fileno()), os.fstat(b.fileno()))
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 _CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x00, 0x09), *range(0x0b, 0x20), 0x7f]}
@@ -129,6 +148,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     except (iso.SandboxUnavailable, ValueError) as e:
         print(f"sandbox batch: {e}", file=sys.stderr)
         return EXIT_USAGE
+    invalid: list[int] = []
+    counts: collections.Counter[str] = collections.Counter()
     with pool:
         futures = []
         for lineno, line in _rows(args.input):
@@ -138,13 +159,26 @@ def cmd_batch(args: argparse.Namespace) -> int:
                     raise ValueError("a row must be a JSON object")
                 futures.append(pool._submit_job(pool._to_job(row, None)))
             except (ValueError, TypeError) as e:
+                # The row keeps its place in the output (so that output line N answers input row N),
+                # and is named on stderr at once.
+                print(f"sandbox batch: {args.input}: line {lineno}: invalid row: {e}", file=sys.stderr)
+                invalid.append(lineno)
                 futures.append(ExecResult.sandbox_error(f"invalid input row {lineno}: {e}",
                                                         isolation=pool.isolation))
         for f in futures:
             result = f if isinstance(f, ExecResult) else f.result()
+            counts[result.status.value] += 1
             sys.stdout.write(result.to_json() + "\n")
             sys.stdout.flush()
-    return EXIT_OK
+    counts["sandbox_error"] -= len(invalid)
+    parts = [f"{n} {status}" for status, n in sorted(counts.items()) if n > 0]
+    if invalid:
+        parts.append(f"{len(invalid)} invalid (line{'s' if len(invalid) > 1 else ''} "
+                     f"{', '.join(map(str, invalid[:20]))}{', ...' if len(invalid) > 20 else ''})")
+    print(f"sandbox batch: {len(futures)} rows: {', '.join(parts) or 'none'}", file=sys.stderr)
+    if invalid:
+        return EXIT_USAGE
+    return EXIT_SANDBOX_ERROR if counts["sandbox_error"] > 0 else EXIT_OK
 
 
 def cmd_check(args: argparse.Namespace) -> int:

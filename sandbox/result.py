@@ -81,7 +81,9 @@ class ExecResult:
         return d
 
     def to_json(self, **kwargs: Any) -> str:
-        kwargs.setdefault("ensure_ascii", False)
+        """JSON, ASCII-only by default: every character past ASCII is escaped, so the text holds no
+        line separator of any convention (U+2028, U+2029, U+0085...) and stays one JSON Lines row
+        whatever the program printed."""
         return json.dumps(self.to_dict(), **kwargs)
 
     @classmethod

@@ -368,14 +368,51 @@ def test_cli_batch(tmp_path):
     f = tmp_path / "in.jsonl"
     f.write_text(text)
     p = cli("batch", str(f), "--workers", "2", "--timeout", "5")
-    assert p.returncode == 0, p.stderr
+    # A malformed row (line 8) fails the command, is named on stderr, and keeps its place in the output.
+    assert p.returncode == 2, p.stderr
+    assert f"{f}: line 8: invalid row" in p.stderr
+    assert p.stderr.splitlines()[-1] == "sandbox batch: 8 rows: 6 ok, 1 runtime_error, 1 invalid (line 8)"
     out = [json.loads(line) for line in p.stdout.splitlines()]
     assert len(out) == len(rows) + 1
     assert [o["stdout"] for o in out[:7]] == ["0\n", "1\n", "cba\n", "2\n", "3\n", "4\n", ""]
     assert out[6]["status"] == "runtime_error"
     assert out[7]["status"] == "sandbox_error" and "invalid input row" in out[7]["error"]
-    p = cli("batch", "-", stdin='{"program": "print(9)"}\n')
-    assert json.loads(p.stdout)["stdout"] == "9\n"
+    p = cli("batch", "-", stdin='{"program": "print(9)"}\n[1, 2]\n')
+    assert p.returncode == 2 and json.loads(p.stdout.splitlines()[0])["stdout"] == "9\n"
+    assert "-: line 2: invalid row: a row must be a JSON object" in p.stderr
+    p = cli("batch", "-", stdin='{"program": "print(9)"}\n{"program": "raise SystemExit(1)"}\n')
+    assert p.returncode == 0 and p.stderr.splitlines()[-1] == "sandbox batch: 2 rows: 1 ok, 1 runtime_error"
+
+
+@needs_bwrap
+def test_cli_output_lines_survive_any_program_output(tmp_path):
+    """--json rows stay one line under every line-splitting convention; in text mode the status
+    line starts a line of its own whatever the program's last bytes were."""
+    separators = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+    prog = tmp_path / "p.py"
+    prog.write_text("import sys\n"
+                    f"sys.stdout.write({separators!r} + 'end')\n"
+                    f"sys.stderr.write('err' + {separators!r} + 'partial \\x1b[')\n")
+    p = cli("run", str(prog), "--json")
+    assert p.stdout.count("\n") == 1 and len(p.stdout.splitlines()) == 1 and p.stdout.isascii()
+    assert json.loads(p.stdout)["stdout"] == separators + "end"
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps({"program": prog.read_text()}) + "\n")
+    p = cli("batch", str(rows))
+    assert p.returncode == 0 and len(p.stdout.splitlines()) == 1 and p.stdout.isascii()
+    p = cli("run", str(prog))
+    assert p.stderr.endswith("\x1b[\n" + p.stderr.splitlines()[-1] + "\n")
+    assert p.stderr.splitlines()[-1].startswith("[sandbox] status=ok exit_code=0")
+    # stdout and stderr to one file: the status line also comes after stdout's unfinished line.
+    prog.write_text("print('no newline', end='')")
+    with open(tmp_path / "both.txt", "w") as both:
+        subprocess.run([sys.executable, "-m", "sandbox", "run", str(prog)], cwd=ROOT, stdout=both,
+                       stderr=subprocess.STDOUT, timeout=60)
+    text = (tmp_path / "both.txt").read_text()
+    assert text.startswith("no newline\n[sandbox] status=ok"), text
+    # A multi-line error message stays on the status line.
+    from sandbox.cli import status_line
+    assert "\n" not in status_line(ExecResult(Status.SANDBOX_ERROR, error="worker died:\nTraceback\n  x"))
 
 
 @needs_bwrap
