@@ -8,15 +8,19 @@ memory is copied into (and torn down from) every program's process.
 
 Design ("ns" mode, inside bwrap, where the zygote is pid 1 and holds CAP_SYS_ADMIN in the
 sandbox's own user namespace, nothing more):
-  * at start: a mount namespace of its own with fresh tmpfs mounts on /sandbox, /tmp, /dev/shm;
-    a seccomp filter (inherited by every program); interpreter warm-up; gc.freeze().
-  * per job: the program's main.py is copied into /sandbox by the kernel (sendfile: the zygote
-    never reads a program); then one clone(CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS) creates
-    the program's process X, pid 1 of a new pid namespace. X sets its rlimits, drops every
-    capability, writes SETUP_OK and runs the program (in-process by default, or by exec of the
-    interpreter). The zygote enforces the deadline and the memory limit, obeys kill requests, and
-    when X is gone (which kills everything left in its pid namespace, setsid daemons included)
-    empties the writable dirs, so nothing survives to the next program.
+  * at start: a mount namespace of its own (private mounts) and a network namespace of its own; a
+    seccomp filter (inherited by every program); interpreter warm-up; gc.freeze().
+  * per job: one clone(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS) creates the
+    program's process X, pid 1 of a new pid namespace. X joins the worker's run cgroup (when
+    there is one), mounts fresh tmpfs on /sandbox, /tmp and /dev/shm, a fresh devpts and a fresh
+    /proc (of its own pid namespace), copies main.py in with sendfile (the zygote never reads a
+    program), sets its rlimits, drops every capability, writes SETUP_OK and runs the program
+    (in-process by default, or by exec of the interpreter). The zygote enforces the deadline and
+    the memory limit and obeys kill requests. When X is gone, everything of the run is gone with
+    it: the kernel kills what is left in its pid namespace (setsid daemons included), and its
+    mounts die with their last process. If the program made a network socket, the zygote moves to
+    a fresh network namespace before the next job. The next program starts from state the last
+    one could not have touched, not from state that was cleaned.
 
 The messages on the control socket are built and read by _protocol.py, whose source precedes
 this file's in the zygote's code (JobHeader, Done, encode_*/decode_*).
@@ -36,12 +40,16 @@ import time
 import _signal
 import _socket
 
-(MODE, CTRL_FD, WORKDIR, SANDBOX_ID, FRESH, DEFAULT_DISK_MB, INODES, PRELOAD, IMPORT_PATHS) = (
-    sys.argv[1:10] if len(sys.argv) >= 10 else ["ns", "3", "/sandbox", "65534", "0", "64", "16384", "", ""])
+(MODE, CTRL_FD, WORKDIR, SANDBOX_ID, FRESH, DEFAULT_DISK_MB, INODES, PRELOAD, IMPORT_PATHS, CGROUP) = (
+    sys.argv[1:11] if len(sys.argv) >= 11 else ["ns", "3", "/sandbox", "65534", "0", "64", "16384", "", "", ""])
 # Read-only directories (bound at the same path) whose packages programs and PRELOAD may import.
 sys.path.extend(p for p in IMPORT_PATHS.split(os.pathsep) if p)
 CTRL_FD, SANDBOX_ID, DEFAULT_DISK_MB, INODES = int(CTRL_FD), int(SANDBOX_ID), int(DEFAULT_DISK_MB), int(INODES)
 FRESH = FRESH == "1"
+# The worker's run cgroup, "procs_fd,...;events_fd" (see cgroups.RunCgroup), or "": none, and the
+# memory limit is enforced from /proc instead (over_memory).
+CGROUP_PROCS = tuple(int(fd) for fd in CGROUP.partition(";")[0].split(",") if fd)
+CGROUP_EVENTS = int(CGROUP.partition(";")[2]) if CGROUP else -1
 
 SETUP_OK = b"S"      # sent on the flag channel (fd 3) once setup is complete, just before program code runs
 MEMORY_ERROR = b"M"  # written by the top-level handler on an uncaught MemoryError
@@ -65,7 +73,7 @@ if MACHINE == "x86_64":
                quotactl=179, vhangup=153, process_vm_writev=311, lookup_dcookie=212,
                capset=126, seccomp=317, gettid=186, socket=41, memfd_create=319, memfd_secret=447,
                shmget=29, msgget=68, semget=64, io_setup=206, inotify_init=253, inotify_init1=294,
-               fanotify_init=300, mmap=9)
+               fanotify_init=300, mmap=9, vmsplice=278)
     AUDIT_ARCH = 0xC000003E
 elif MACHINE in ("aarch64", "arm64"):
     SYS = dict(clone=220, clone3=435, ioctl=29, unshare=97, setns=268, pivot_root=41, chroot=51,
@@ -78,7 +86,7 @@ elif MACHINE in ("aarch64", "arm64"):
                quotactl=60, vhangup=58, process_vm_writev=271, lookup_dcookie=18,
                capset=91, seccomp=277, gettid=178, socket=198, memfd_create=279, memfd_secret=447,
                shmget=194, msgget=186, semget=190, io_setup=0, inotify_init1=26, fanotify_init=262,
-               mmap=222)
+               mmap=222, vmsplice=75)
     AUDIT_ARCH = 0xC00000B7
 else:  # other architectures: no seccomp layer, no raw clone (the slower fork path is used)
     SYS = {}
@@ -87,20 +95,22 @@ else:  # other architectures: no seccomp layer, no raw clone (the slower fork pa
 CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC = 0x20000, 0x2000000, 0x4000000, 0x8000000
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWTIME = 0x10000000, 0x20000000, 0x40000000, 0x80
 CLONE_PIDFD = 0x1000
-# Per program: new pid (pid 1 kills everything on exit), ipc (no SysV/mqueue leftovers) and uts.
-NS_FLAGS = CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
+# Per program: new pid (pid 1 kills everything on exit), mount (fresh mounts that die with the
+# run), ipc (no SysV/mqueue leftovers) and uts namespaces. The network namespace is the worker's,
+# replaced by a fresh one after every program that made a network socket (see NET_USED).
+NS_FLAGS = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS
 # Never allowed after start-up, for anyone: a new user namespace would give a program
-# capabilities; the others are not needed and widen the kernel's surface.
-FORBIDDEN_NS = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWCGROUP | CLONE_NEWTIME
+# capabilities; the others are not needed and widen the kernel's surface. (The namespaces in
+# NS_FLAGS, and cgroup namespaces, need CAP_SYS_ADMIN, which programs never hold.)
+FORBIDDEN_NS = CLONE_NEWUSER | CLONE_NEWTIME
 
-MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_REC, MS_PRIVATE = 2, 4, 8, 32, 16384, 1 << 18
-MNT_DETACH = 2
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = (
+    1, 2, 4, 8, 32, 4096, 16384, 1 << 18)
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_SECCOMP = 1, 4, 24, 22
 PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT = 36, 38, 47
 TIOCSTI, TIOCLINUX = 0x5412, 0x541C
 
 libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
-libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
 libc.pthread_self.restype = ctypes.c_void_p
 libc_gil.syscall.restype = ctypes.c_long
@@ -237,7 +247,8 @@ RET_ALLOW, RET_KILL_PROCESS = 0x7FFF0000, 0x80000000
 RET_EPERM = 0x00050000 | errno.EPERM
 RET_ENOSYS = 0x00050000 | errno.ENOSYS
 RET_EAFNOSUPPORT = 0x00050000 | errno.EAFNOSUPPORT
-SOCKET_FAMILIES = (1, 2, 10, 16)  # AF_UNIX, AF_INET, AF_INET6, AF_NETLINK (no vsock, packet, alg...)
+AF_UNIX, AF_INET, AF_INET6, AF_NETLINK = 1, 2, 10, 16  # the socket families programs get (no vsock, packet...)
+RET_USER_NOTIF = 0x7FC00000
 BLOCKED = ["setns", "pivot_root", "chroot", "move_mount", "open_tree", "fsopen", "fsconfig",
            "fsmount", "fspick", "mount_setattr", "keyctl", "add_key", "request_key", "bpf",
            "perf_event_open", "userfaultfd", "io_uring_setup", "io_uring_enter",
@@ -256,16 +267,23 @@ BLOCKED = ["setns", "pivot_root", "chroot", "move_mount", "open_tree", "fsopen",
            # count against the host uid's limit (128: one program took them all) and would let a
            # program watch the host's (read-only) files being opened by others.
            "io_setup", "inotify_init", "inotify_init1", "fanotify_init"]
+# Without a run cgroup, memory is counted per process from /proc, and pages a program pinned in a
+# pipe (vmsplice: a huge page, then unmapped) belong to no process: refused. (In a memory cgroup
+# they stay charged to the run, and count.)
+BLOCKED_WITHOUT_CGROUP = ["vmsplice"]
 MAP_HUGETLB = 0x40000  # huge pages are in no resident set the memory limit reads (nor in RLIMIT_AS's spirit)
 
 
-def seccomp_program():
+def seccomp_program(notify):
     """The filter the zygote installs on itself at start; every program inherits it.
 
-    Denied (EPERM): the syscalls in BLOCKED; clone()/unshare() with a new user (or mount, net,
-    cgroup, time) namespace - without a user namespace a program can never get a capability;
+    Denied (EPERM): the syscalls in BLOCKED (and BLOCKED_WITHOUT_CGROUP, when there is no run
+    cgroup); clone()/unshare() with a new user (or time) namespace - without a user
+    namespace a program can never get a capability;
     TIOCSTI/TIOCLINUX ioctls; mmap() with MAP_HUGETLB. socket() of any family but unix, inet, inet6 and netlink fails
-    with EAFNOSUPPORT (vsock, which no network namespace confines, in particular). clone3 answers ENOSYS so the C library falls back to clone().
+    with EAFNOSUPPORT (vsock, which no network namespace confines, in particular); with ``notify``,
+    socket() of inet, inet6 and netlink goes to the zygote first (seccomp user notification: see
+    NET_USED), which lets it go on. clone3 answers ENOSYS so the C library falls back to clone().
     mount()/umount2() stay available to the zygote and need CAP_SYS_ADMIN, which programs drop.
     """
     ins = []
@@ -280,7 +298,7 @@ def seccomp_program():
     if MACHINE == "x86_64":
         op(BPF_JGE, 0x40000000, 0, 1)         # x32 ABI
         op(BPF_RET, RET_EPERM)
-    for name in BLOCKED:
+    for name in BLOCKED + ([] if CGROUP_PROCS else BLOCKED_WITHOUT_CGROUP):
         if name in SYS:  # (inotify_init exists on x86_64 only)
             op(BPF_JEQ, SYS[name], 0, 1)
             op(BPF_RET, RET_EPERM)
@@ -292,10 +310,13 @@ def seccomp_program():
         op(BPF_JSET, FORBIDDEN_NS, 0, 1)
         op(BPF_RET, RET_EPERM)
         op(BPF_LD_W_ABS, 0)
-    op(BPF_JEQ, SYS["socket"], 0, 6)          # socket(): only unix, inet, inet6, netlink
+    op(BPF_JEQ, SYS["socket"], 0, 7)          # socket(): only unix, inet, inet6, netlink
     op(BPF_LD_W_ABS, 16)                      # args[0] (domain)
-    for i, family in enumerate(SOCKET_FAMILIES):
-        op(BPF_JEQ, family, len(SOCKET_FAMILIES) - i, 0)
+    op(BPF_JEQ, AF_UNIX, 5, 0)                # unix: go on
+    op(BPF_JEQ, AF_INET, 2, 0)                # the families that use the network namespace:
+    op(BPF_JEQ, AF_INET6, 1, 0)               # the zygote hears of them
+    op(BPF_JEQ, AF_NETLINK, 0, 1)
+    op(BPF_RET, RET_USER_NOTIF if notify else RET_ALLOW)
     op(BPF_RET, RET_EAFNOSUPPORT)
     op(BPF_LD_W_ABS, 0)
     op(BPF_JEQ, SYS["mmap"], 0, 3)            # mmap(MAP_HUGETLB)
@@ -321,19 +342,26 @@ def install_seccomp():
 
     SPEC_ALLOW: do not also turn on the speculative-store-bypass mitigation, which would slow the
     interpreter down severalfold and protects nothing here (it guards a process's memory against
-    the same process).
+    the same process). In ns mode, on kernels that can answer a notification with "go on"
+    (SECCOMP_USER_NOTIF_FLAG_CONTINUE, Linux 5.5), also ask for a listener (FLAG_NEW_LISTENER), on
+    which the zygote hears of the programs' network sockets (see NET_USED).
     """
+    global LISTENER
     if AUDIT_ARCH is None:
-        return False
-    prog = seccomp_program()
+        return
+    prctl(PR_SET_NO_NEW_PRIVS, 1, what="no_new_privs")
+    release = tuple(int(x) for x in os.uname().release.split("-")[0].split(".")[:2] if x.isdigit())
+    notify = MODE == "ns" and release >= (5, 5)
+    prog = seccomp_program(notify)
     buf = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in prog))
     fprog = _FProg(len(prog), ctypes.cast(buf, ctypes.c_void_p))
-    prctl(PR_SET_NO_NEW_PRIVS, 1, what="no_new_privs")
-    ret = libc.syscall(SYS["seccomp"], 1, 4, ctypes.byref(fprog))  # SET_MODE_FILTER, FLAG_SPEC_ALLOW
-    if ret != 0 and ctypes.get_errno() == errno.EINVAL:             # kernel < 4.17
-        ret = libc.syscall(SYS["seccomp"], 1, 0, ctypes.byref(fprog))
-    _check(ret, "seccomp")
-    return True
+    listener = 8 if notify else 0  # SECCOMP_FILTER_FLAG_NEW_LISTENER
+    ret = libc.syscall(SYS["seccomp"], 1, 4 | listener, ctypes.byref(fprog))  # SET_MODE_FILTER, SPEC_ALLOW
+    if ret < 0 and ctypes.get_errno() == errno.EINVAL:  # kernel < 4.17: no SPEC_ALLOW
+        ret = libc.syscall(SYS["seccomp"], 1, listener, ctypes.byref(fprog))
+    if ret < 0:
+        _check(ret, "seccomp")
+    LISTENER = ret if notify else -1
 
 
 # --------------------------------------------------------------------------------------------
@@ -392,6 +420,9 @@ def program_process(plan, fds, flag_w):
     payload_fd, stdin_fd, out_fd, err_fd = fds
     try:
         if MODE == "ns":
+            if CGROUP_PROCS:
+                join_run_cgroup()
+            fresh_run_state(plan.mounts)
             libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)  # the program may read its own /proc/self
         # A session (and process group) of its own: otherwise the program shares the zygote's,
         # and kill(0, SIGINT) / killpg(0, ...) would reach the zygote itself.
@@ -400,6 +431,8 @@ def program_process(plan, fds, flag_w):
         if plan.has_files:
             source = write_files(plan.workdir, read_all(payload_fd))
         else:
+            if MODE == "ns":
+                copy_program(payload_fd, plan.program_size, plan.main_path)
             source = os.pread(payload_fd, plan.program_size, 0)
         os.dup2(stdin_fd, 0)
         os.dup2(out_fd, 1)
@@ -580,46 +613,112 @@ def spawn(plan, fds, flag_w):
     return int(raw), None
 
 
-# --- the worker's writable dirs (ns mode) ----------------------------------------------------
+# --- the run's own mounts and network (ns mode) ----------------------------------------------
 WRITABLE = [(WORKDIR, 0o755), ("/tmp", 0o1777), ("/dev/shm", 0o1777)]
-_current_disk_mb = None
+PTY_MAX = 16  # pseudo-terminals a run may hold at once
+# Read-only over a run's fresh /proc, as bwrap has it: the kernel's knobs. (Besides, every file
+# there belongs to the host's root, and programs hold no capability in any namespace. The other
+# parts bwrap covers - sysrq-trigger, irq, bus - are writable by the host's root only.)
+PROC_COVERED = ("/proc/sys",)
+SIOCSIFFLAGS, IFF_UP, IFF_LOOPBACK, IFF_RUNNING = 0x8914, 0x1, 0x8, 0x40
+_LO_UP = ctypes.create_string_buffer(struct.pack("16sH", b"lo", IFF_UP | IFF_LOOPBACK | IFF_RUNNING), 40)
+libc.ioctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p]
 
 
 def tmpfs_options(disk_mb, mode):
     return f"size={disk_mb}m,nr_inodes={INODES},mode={mode:o}"
 
 
-PTY_MAX = 16  # pseudo-terminals a worker's programs may hold at once
+_MOUNT_PLANS = {}
 
 
-def setup_dirs():
-    """A mount namespace of our own (owned by our user namespace) with fresh tmpfs mounts on
-    the writable dirs: those we may resize and replace.
+def run_mounts(disk_mb):
+    """The mount(2) calls that give a run its own state, as bytes ready for libc (built once per
+    size, in the zygote: X only loops over them):
 
-    Also a devpts instance of our own on /dev/pts that holds at most PTY_MAX terminals: the
-    kernel's count of pseudo-terminals is host-wide (kernel.pty.max, 4096, of which 1024 are
-    reserved for the host's own instance), and a program that opened /dev/ptmx in every process
-    took all 3072 that every container and sandbox on the host shares."""
-    global _current_disk_mb
-    _check(libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
-    mount(None, "/", None, MS_REC | MS_PRIVATE)
+    * tmpfs on the working dir, /tmp and /dev/shm (their roots are the run's own: modes, times,
+      ACLs, extended attributes and inode numbers start afresh);
+    * a devpts instance holding at most PTY_MAX terminals (the kernel's count of pseudo-terminals
+      is host-wide - kernel.pty.max, 4096, 1024 of them reserved for the host - and one program
+      that opened /dev/ptmx in every process took all that containers and sandboxes share);
+    * /proc of the run's own pid namespace: it lists the run's processes only, and the pid numbers
+      of the worker's namespace (which counted the worker's earlier runs) appear nowhere in it;
+      /proc/sys read-only.
+    """
+    plan = _MOUNT_PLANS.get(disk_mb)
+    if plan is not None:
+        return plan
+    calls = [(b"tmpfs", path.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, tmpfs_options(disk_mb, mode).encode())
+             for path, mode in WRITABLE if os.path.isdir(path)]
     if os.path.isdir("/dev/pts"):
-        mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
-              f"newinstance,ptmxmode=0666,mode=620,max={PTY_MAX}")
-    for path, mode in WRITABLE:
-        if os.path.isdir(path):
-            mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, tmpfs_options(DEFAULT_DISK_MB, mode))
-    _current_disk_mb = DEFAULT_DISK_MB
+        calls.append((b"devpts", b"/dev/pts", b"devpts", MS_NOSUID | MS_NOEXEC,
+                      f"newinstance,ptmxmode=0666,mode=620,max={PTY_MAX}".encode()))
+    calls.append((b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None))
+    for path in PROC_COVERED:
+        if os.path.exists(path):
+            calls.append((path.encode(), path.encode(), None, MS_BIND | MS_REC, None))
+            calls.append((None, path.encode(), None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV
+                          | MS_NOEXEC, None))
+    plan = _MOUNT_PLANS[disk_mb] = tuple(calls)
+    return plan
 
 
-def prepare_dirs(disk_mb):
-    """Give the writable tmpfs mounts the job's size (a remount, only when it changes)."""
-    global _current_disk_mb
-    if disk_mb == _current_disk_mb:
-        return
-    for path, _mode in WRITABLE:
-        mount(None, path, None, MS_REMOUNT | MS_NOSUID | MS_NODEV, f"size={disk_mb}m,nr_inodes={INODES}")
-    _current_disk_mb = disk_mb
+def join_run_cgroup():
+    """In X, first of all: move into the worker's run cgroup, so that everything the run makes
+    the kernel hold is charged there; then a cgroup namespace rooted there, so that the program
+    sees its cgroup as "/" (not the caller's pid, nor the worker's number)."""
+    for fd in CGROUP_PROCS:
+        os.write(fd, b"0")
+    _check(libc.unshare(CLONE_NEWCGROUP), "unshare(CLONE_NEWCGROUP)")
+
+
+def fresh_run_state(mounts):
+    """In X, before anything of the program: its own mounts (see run_mounts). Needs
+    CAP_SYS_ADMIN in the sandbox's user namespace, which X drops afterwards."""
+    for source, target, fstype, flags, data in mounts:
+        if libc.mount(source, target, fstype, flags, data) != 0:
+            e = ctypes.get_errno()
+            raise OSError(e, f"mount {(fstype or b'bind').decode()} on {target.decode()}: {os.strerror(e)}")
+
+
+# --- the network namespace (ns mode) ---------------------------------------------------------
+# A network namespace costs the kernel ~1-2 ms of CPU to make and tear down: as much as the rest of
+# a short program's run. So programs share the worker's, as long as none has used it: every
+# socket() of a family that lives in it (inet, inet6, netlink) reaches the zygote first, through a
+# seccomp user notification, and sets NET_USED; after such a run the zygote moves to a fresh
+# network namespace, so the next program never sees the last one's connections, ports, counters
+# or abstract sockets. (Unix sockets: abstract names die with their sockets, which die with the
+# run, except those kept in flight: see collect_inflight_sockets.)
+LISTENER = -1      # the seccomp listener; -1: none (old kernel): a fresh namespace after every run
+NET_USED = False   # a program made a network socket since the zygote's namespace was made
+SECCOMP_IOCTL_NOTIF_RECV, SECCOMP_IOCTL_NOTIF_SEND = 0xC0502100, 0xC0182101
+SECCOMP_USER_NOTIF_FLAG_CONTINUE = 1
+_NOTIF = ctypes.create_string_buffer(80)   # struct seccomp_notif
+_NOTIF_RESP = ctypes.create_string_buffer(24)  # struct seccomp_notif_resp
+
+
+def answer_network_notification():
+    """A program is making a network socket: let the call go on, and remember it."""
+    global NET_USED
+    NET_USED = True
+    ctypes.memset(_NOTIF, 0, 80)  # (the kernel wants it zeroed)
+    if libc.ioctl(LISTENER, SECCOMP_IOCTL_NOTIF_RECV, _NOTIF) != 0:
+        return  # (the caller is gone meanwhile)
+    struct.pack_into("<QqiI", _NOTIF_RESP, 0, struct.unpack_from("<Q", _NOTIF, 0)[0], 0, 0,
+                     SECCOMP_USER_NOTIF_FLAG_CONTINUE)
+    libc.ioctl(LISTENER, SECCOMP_IOCTL_NOTIF_SEND, _NOTIF_RESP)  # (ENOENT: it died meanwhile)
+
+
+def fresh_worker_network():
+    """Move the zygote (and so every later program) to a new network namespace, loopback up."""
+    global NET_USED
+    _check(libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM)  # (any socket serves the interface ioctl)
+    try:
+        _check(libc.ioctl(s.fileno(), SIOCSIFFLAGS, _LO_UP), "bring the loopback interface up")
+    finally:
+        s.close()
+    NET_USED = False
 
 
 def unix_sockets_left():
@@ -630,13 +729,12 @@ def unix_sockets_left():
 
 
 def collect_inflight_sockets(timeout=0.2):
-    """Make sure no socket of the last program outlives it. All its processes are gone, but unix
-    sockets it sent to one another (SCM_RIGHTS) and never received hold each other "in flight",
-    with whatever else was sent along (its stdout, a deleted tmpfs file full of data), until the
-    kernel's garbage collector runs - asynchronously, by then often after the next program has
-    started: a socket bound to an abstract name was still there for the next program to connect
-    to. Trigger the collector (a socket released while others are in flight) and wait for it.
-    False if they are not gone in time: the worker must not run another program."""
+    """Make sure no unix socket of the last program outlives it in the shared network namespace.
+    All its processes are gone, but sockets it sent to one another (SCM_RIGHTS) and never
+    received hold each other "in flight" until the kernel's garbage collector runs -
+    asynchronously, often after the next program has started: a socket bound to an abstract
+    name was still there for the next program to connect to. Trigger the collector (a socket
+    released while others are in flight) and wait for it. False if they are not gone in time."""
     if unix_sockets_left() <= 0:
         return True
     deadline = time.monotonic() + timeout
@@ -655,46 +753,11 @@ def collect_inflight_sockets(timeout=0.2):
             return False
 
 
-WIPE_MAX_ENTRIES = 256  # more than this in one dir tree: replace the tmpfs instead of emptying it
-
-
-def wipe_dirs():
-    """Leave nothing of the last program: empty the writable dirs (all its processes are dead).
-
-    Plain removal when that is quick (the usual case: a few files); otherwise - odd permissions,
-    many files, deep trees - the tmpfs is replaced by a fresh one, which the kernel frees far
-    faster than we could remove its files one by one. (The next program's deadline is already
-    running: a program that leaves 16384 files in each dir must not make it time out.)
-    """
-    for path, mode in WRITABLE:
-        try:
-            os.chmod(path, mode)
-            if not remove_contents(path, WIPE_MAX_ENTRIES):
-                raise OSError(errno.EFBIG, "too many entries")
-        except BaseException:
-            _check(libc.umount2(path.encode(), MNT_DETACH), f"umount {path}")
-            mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV,
-                  tmpfs_options(_current_disk_mb or DEFAULT_DISK_MB, mode))
-
-
-def remove_contents(top, budget):
-    """Remove everything below ``top`` (symlinks are removed, never followed). False, having
-    removed only part of it, when there are more than ``budget`` entries."""
-    stack, dirs = [top], []
-    while stack:
-        with os.scandir(stack.pop()) as it:
-            for entry in it:
-                budget -= 1
-                if budget < 0:
-                    return False
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
-                    dirs.append(entry.path)
-                else:
-                    os.unlink(entry.path)
-    for d in reversed(dirs):
-        os.rmdir(d)
-    return True
+def setup_mount_namespace():
+    """A mount namespace of our own with private mounts: the runs' namespaces are copies of it,
+    and what a run mounts must never propagate back."""
+    _check(libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
 
 
 # --------------------------------------------------------------------------------------------
@@ -730,11 +793,13 @@ class Plan(NamedTuple):
     main_path: str
     has_files: bool     # the payload is a files_payload, main.py among its files
     program_size: int   # bytes of main.py in the payload, when it is main.py alone
+    mounts: tuple       # the run's own mounts (ns mode: see run_mounts)
 
 
 def job_plan(job, workdir):
     return Plan(rlimit_plan(job.memory_mb, job.cpu_s, job.max_file_bytes, job.max_open_files, job.max_processes),
-                workdir, workdir + "/main.py", job.has_files, job.payload_size)
+                workdir, workdir + "/main.py", job.has_files, job.payload_size,
+                run_mounts(job.disk_mb) if MODE == "ns" else ())
 
 
 def _rlimit_plan(memory_mb, cpu, fsize, nofile, nproc):
@@ -771,15 +836,13 @@ def run_job(job, fds):
     state = [None, KILLED_NONE, 0.0, 0]  # wait status, killed, cpu seconds, max rss KiB
     memory_error = False
     try:
-        if MODE == "ns":
-            prepare_dirs(job.disk_mb)
-        else:
+        if MODE != "ns":  # (in ns mode, X mounts a fresh working dir and copies main.py in itself)
             import tempfile
             workdir = tempfile.mkdtemp(prefix="rlvr-sandbox-")
             if os.geteuid() == 0 and SANDBOX_ID >= 0:
                 os.chown(workdir, SANDBOX_ID, SANDBOX_ID)
         plan = job_plan(job, workdir)
-        if not plan.has_files:
+        if MODE != "ns" and not plan.has_files:
             copy_program(fds[0], plan.program_size, plan.main_path)
     except OSError as e:
         plan = None
@@ -817,16 +880,16 @@ def run_job(job, fds):
         cleanup_unsafe(workdir)
     ctrl.send(Done(job_id, state[0], state[1], state[2], state[3], memory_error, error or None).encode())
     if MODE == "ns":
-        # After the answer (the clean-up is not the program's time), before the next job.
+        # After the answer (not the program's time), before the next job.
         if TID_OFFSET is None:
-            reap_all()
+            reap_all()  # (the namespace helpers of the fork+unshare+fork path)
         try:
-            wipe_dirs()
-        except OSError as e:  # cannot clean up: this worker must not run another program
-            send_text(OP_FATAL, f"cannot clean the working dirs: {e}")
-            os._exit(1)
-        if not collect_inflight_sockets():
-            send_text(OP_FATAL, "unix sockets of the last program are still in flight")
+            if NET_USED or LISTENER < 0:
+                fresh_worker_network()
+            elif not collect_inflight_sockets():
+                raise OSError(errno.EBUSY, "unix sockets of the last program are still in flight")
+        except OSError as e:  # this worker must not run another program
+            send_text(OP_FATAL, f"cannot give the next program a fresh network namespace: {e}")
             os._exit(1)
 
 
@@ -839,32 +902,39 @@ def supervise(job_id, timeout_s, memory_mb, pid, pidfd, state):
     poller.register(pidfd, select.POLLIN)
     interval = 0.01
     killed = KILLED_NONE
-    while True:
+    ooms = oom_kills() if CGROUP_PROCS else 0
+    next_check = time.monotonic() + interval
+    exited = False
+    while not exited and not killed:
         now = time.monotonic()
         if now >= deadline:
             killed = KILLED_TIMEOUT
             break
-        events = poller.poll(min(deadline - now, interval) * 1000)
-        if not events:
-            interval = min(interval * 2, 0.05)
-            if over_memory(memory_mb * 1024 * 1024 // PAGE):
+        if now >= next_check:  # (also when events keep coming: they must not put the check off)
+            if oom_kills() > ooms if CGROUP_PROCS else over_memory(memory_mb * 1024 * 1024 // PAGE):
                 killed = KILLED_MEMORY
                 break
-            continue
-        if any(fd == pidfd for fd, _ in events):
-            break
-        raw = ctrl.recv(65536)
-        if not raw or raw[0] == OP_EXIT:  # the trusted parent is gone or wants us to stop
-            kill_job(pid)
-            os._exit(0)
-        if decode_kill(raw) == job_id:
-            killed = KILLED_REQUEST
-            break
+            interval = min(interval * 2, 0.05)
+            next_check = now + interval
+        for fd, _ev in poller.poll((min(deadline, next_check) - now) * 1000):
+            if fd == pidfd:
+                exited = True
+            elif fd == LISTENER:
+                answer_network_notification()
+            elif fd == CTRL_FD:
+                raw = ctrl.recv(65536)
+                if not raw or raw[0] == OP_EXIT:  # the trusted parent is gone or wants us to stop
+                    kill_job(pid)
+                    os._exit(0)
+                if decode_kill(raw) == job_id:
+                    killed = KILLED_REQUEST
     if killed:
         kill_job(pid)
     poller.unregister(pidfd)
     os.close(pidfd)
     _, status, ru = os.wait4(pid, 0)
+    if not killed and CGROUP_PROCS and oom_kills() > ooms:
+        killed = KILLED_MEMORY  # (the kernel killed one of its processes, pid 1 perhaps, and it ended)
     state[0] = status
     state[1] = killed
     state[2] = ru.ru_utime + ru.ru_stime
@@ -882,37 +952,48 @@ def kill_job(pid):
                 pass
 
 
+def oom_kills():
+    """How many processes the kernel's OOM killer has killed in the run cgroup (ever)."""
+    raw = os.pread(CGROUP_EVENTS, 4096, 0)
+    i = raw.find(b"oom_kill ")
+    return int(raw[i + 9:raw.index(b"\n", i)]) if i >= 0 else 0
+
+
 def over_memory(limit_pages):
-    """Is the resident memory of all the program's processes over the limit?
+    """Is the resident memory of all the program's processes over the limit? (Only without a run
+    cgroup, which counts everything the run holds, kernel memory included, and that nothing in
+    /proc can hide from.)
 
     Cheap first pass: resident pages from statm, an upper bound (pages shared after fork, or
     mapped by several processes, are counted once per process); only when that is over the limit,
-    the exact proportional set size from smaps_rollup decides. Shared memory (MAP_SHARED
-    mappings, tmpfs files mapped) counts: statm's "shared" column is not subtracted, as it holds
-    those pages too. In ns mode the worker holds nothing but the zygote and the current
-    program's processes.
+    the proportional set size from smaps_rollup decides. Shared memory (MAP_SHARED mappings,
+    tmpfs files mapped) counts: statm's "shared" column is not subtracted, as it holds those
+    pages too. A process whose smaps_rollup cannot be read (one that made itself non-dumpable:
+    the zygote may not ptrace-read it) counts with its statm figure, never as zero. In ns mode
+    the worker holds nothing but the zygote and the current program's processes.
     """
     if MODE == "ns":
         pids = [n for n in os.listdir("/proc") if n.isdigit() and n != MY_PID]
     else:
         pids = [str(p) for p in descendants(os.getpid())]
-    quick = 0
+    resident = {}  # pid -> resident pages (statm: no ptrace check, readable for every process)
     for name in pids:
         try:
             with open(f"/proc/{name}/statm", "rb") as f:
-                fields = f.read().split()
-            quick += int(fields[1])
+                resident[name] = int(f.read().split()[1])
         except (OSError, ValueError, IndexError):
-            pass
-    if quick <= limit_pages:
+            pass  # (gone meanwhile: it holds nothing)
+    if sum(resident.values()) <= limit_pages:
         return False
     pss_kb = 0
-    for name in pids:
+    for name, pages in resident.items():
         try:
             with open(f"/proc/{name}/smaps_rollup", "rb") as f:
                 pss_kb += memory_pss_kb(f.read())
-        except (OSError, ValueError, IndexError):
+        except (FileNotFoundError, ProcessLookupError):
             pass
+        except (OSError, ValueError, IndexError):
+            pss_kb += pages * PAGE // 1024  # unreadable is not zero: its resident set, an upper bound
     return pss_kb * 1024 > limit_pages * PAGE
 
 
@@ -1082,13 +1163,22 @@ def warm_up():
 
 
 def self_test():
-    """Fail fast (and clearly) if this kernel will not give us per-program namespaces."""
+    """Fail fast (and clearly) if this kernel will not give us what every run needs: its
+    namespaces, its own mounts and loopback (a dry run of a program's setup, in a child)."""
     if MODE != "ns":
         return None
     if not SYS:
         return f"unsupported architecture {MACHINE} for the namespace mode"
     if os.getpid() != 1:
         return "the zygote must be pid 1 of the worker's pid namespace (bwrap --as-pid-1)"
+    try:
+        setup_mount_namespace()
+    except OSError as e:
+        return f"cannot make the worker's mount namespace: {e}"
+    try:
+        fresh_worker_network()
+    except OSError as e:
+        return f"cannot make a network namespace with a loopback inside the sandbox: {e}"
     r, w = os.pipe()
     c = os.fork()
     if c == 0:
@@ -1097,7 +1187,14 @@ def self_test():
             _check(libc.unshare(NS_FLAGS), "unshare")
             x = os.fork()
             if x == 0:
-                os._exit(0 if os.getpid() == 1 else 3)
+                try:
+                    if CGROUP_PROCS:
+                        join_run_cgroup()
+                    fresh_run_state(run_mounts(DEFAULT_DISK_MB))
+                    os._exit(0 if os.getpid() == 1 and os.listdir("/proc/self/fd") else 3)
+                except BaseException as e:
+                    os.write(w, f"{e}".encode())
+                    os._exit(4)
             os._exit(os.waitpid(x, 0)[1] >> 8)
         except BaseException as e:
             os.write(w, f"{e}".encode())
@@ -1107,12 +1204,9 @@ def self_test():
     os.close(r)
     st = os.waitpid(c, 0)[1]
     if st != 0:
-        return ("cannot create per-program pid/ipc/uts namespaces inside the sandbox "
-                f"({why or f'self-test status {st}'}); the worker needs CAP_SYS_ADMIN in its own user namespace")
-    try:
-        setup_dirs()
-    except OSError as e:
-        return f"cannot set up the worker's tmpfs mounts: {e}"
+        return ("cannot give a program its own namespaces, mounts and loopback inside the sandbox "
+                f"({why or f'self-test status {st}'}); the worker needs CAP_SYS_ADMIN in its own user namespace"
+                + (", and write access to its run cgroup" if CGROUP_PROCS else ""))
     return None
 
 
@@ -1141,7 +1235,7 @@ def main():
     err = self_test()
     if err is None:
         try:
-            install_seccomp()
+            install_seccomp()  # (sets LISTENER)
         except OSError as e:
             err = f"cannot install the seccomp filter: {e}"
     if err:
@@ -1157,12 +1251,16 @@ def main():
                                                        line_buffering=True)
     POLLER = select.poll()
     POLLER.register(CTRL_FD, select.POLLIN)
+    if LISTENER >= 0:
+        POLLER.register(LISTENER, select.POLLIN)
     warm_up()
     gc.collect()
     gc.freeze()  # keep the collector from touching (and copying) the zygote's objects in children
     info = {"pid": os.getpid(), "uid": os.getuid(), "python": sys.version.split()[0],
             "executable": sys.executable, "mode": MODE, "seccomp": int(AUDIT_ARCH is not None),
             "spawn": "clone" if TID_OFFSET is not None else ("fork" if MODE != "ns" else "fork+unshare+fork"),
+            "memory_accounting": "cgroup" if CGROUP_PROCS else "per-process",
+            "network": "shared until used" if LISTENER >= 0 else ("fresh per run" if MODE == "ns" else "host"),
             "preload_failed": "; ".join(preload_failed)}
     ctrl.send(encode_ready(info))
     while True:

@@ -33,7 +33,7 @@ out = {
     "net_interfaces": [l.split(":")[0].strip() for l in open("/proc/net/dev").readlines()[2:]],
     "top_level": sorted(os.listdir("/")),
     "visible_processes": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
-    "readable": {p: can_read(p) for p in ("/etc/shadow", "/root", "/home", "/proc/1/environ", "/proc/1/mem")},
+    "readable": {p: can_read(p) for p in ("/etc/shadow", "/root", "/home")},
 }
 try:
     s = socket.create_connection(("1.1.1.1", 53), timeout=1); s.close(); out["network"] = "REACHABLE"
@@ -93,9 +93,11 @@ def check_isolation(isolation: str = "bwrap", allow_unsafe: bool = False) -> Iso
                            "(never root, not even inside a user namespace)")
         reasons.append("per worker: new user, pid, net, ipc, uts, cgroup and mount namespaces; read-only /usr and "
                        "interpreter, no /home, /root or host /tmp; empty environment; --die-with-parent, --new-session")
-        reasons.append("per program: new pid (pid 1: everything dies with it), ipc and uts namespaces; fresh tmpfs "
-                       "working dir, /tmp, /dev/shm; rlimits; no capabilities; no_new_privs; seccomp filter; "
-                       "deadline enforced from outside")
+        reasons.append("per program: new pid (pid 1: everything dies with it), mount, ipc, uts and cgroup "
+                       "namespaces; fresh mounts (tmpfs working dir, /tmp, /dev/shm; devpts; /proc of its own pid "
+                       "namespace), gone with the run; after a program that made a network socket, a fresh network "
+                       "namespace for the next; rlimits; no capabilities; no_new_privs; seccomp filter; deadline "
+                       "enforced from outside")
     worker = Worker(used)
     try:
         worker.start()
@@ -103,6 +105,7 @@ def check_isolation(isolation: str = "bwrap", allow_unsafe: bool = False) -> Iso
         return IsolationReport("unavailable", False, reasons + [str(e)], details)
     try:
         details["worker"] = worker.info
+        details["memory_accounting"] = worker.accounting
         res = worker.run(make_job(PROBE, limits=Limits(timeout_s=10)))
     finally:
         worker.close()
@@ -123,8 +126,9 @@ def check_isolation(isolation: str = "bwrap", allow_unsafe: bool = False) -> Iso
             problems.append(f"environment not empty: {sorted(probe['env'])}")
         if probe["net_interfaces"] != ["lo"] or probe["network"] == "REACHABLE":
             problems.append(f"network visible: {probe['net_interfaces']} {probe['network']}")
-        if probe["pid"] != 1:
-            problems.append(f"program is not pid 1 of its own pid namespace (pid {probe['pid']})")
+        if probe["pid"] != 1 or probe["visible_processes"] != [1]:
+            problems.append(f"program is not alone in a pid namespace of its own (pid {probe['pid']}, "
+                            f"sees {probe['visible_processes'][:10]})")
         leaked = [p for p, ok in probe["readable"].items() if ok]
         if leaked:
             problems.append(f"readable host paths: {leaked}")
@@ -136,6 +140,16 @@ def check_isolation(isolation: str = "bwrap", allow_unsafe: bool = False) -> Iso
                    f"net={probe['net_interfaces']} ({probe['network']}) env={probe['env'] or 'empty'} "
                    f"interpreter={worker.info.get('executable')} {worker.info.get('python')} "
                    f"spawn={worker.info.get('spawn')}")
+    if used != "none":
+        if worker.info.get("memory_accounting") == "cgroup":
+            reasons.append(f"memory limit: a memory cgroup per worker, joined by every program ({worker.accounting}); "
+                           "the kernel counts all of a run's memory (kernel memory, tmpfs files and pages pinned in "
+                           "pipes included), whatever the program does to /proc")
+        else:
+            reasons.append(f"WARNING: memory limit: {worker.accounting}: resident memory polled "
+                           "from /proc (smaps_rollup, or statm where a process is unreadable, never zero); vmsplice "
+                           "refused; memory the kernel holds for a run (socket buffers, page tables) is not counted "
+                           "(see sandbox/README.md, Threat model)")
     reasons += [f"PROBLEM: {p}" for p in problems]
     ok = not problems and used == isolation
     return IsolationReport(used if used != "none" else "none (UNSAFE)", ok, reasons, details)

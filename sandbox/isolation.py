@@ -11,7 +11,10 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .cgroups import RunCgroup
 
 ISOLATIONS = ("bwrap", "bwrap-per-run", "none")
 SANDBOX_UID = 65534  # "nobody": the uid the sandbox runs as, on the host when we start as root
@@ -127,7 +130,10 @@ class WorkerCommand:
 
 def build_command(mode: str, ctrl_fd: int, *, fresh_interpreter: bool = False,
                   python: str | None = None, disk_mb: int = 64,
-                  preload: list[str] | None = None, import_paths: list[str] | None = None) -> WorkerCommand:
+                  preload: list[str] | None = None, import_paths: list[str] | None = None,
+                  cgroup: RunCgroup | None = None) -> WorkerCommand:
+    """The command that starts one worker. ``cgroup``: the run cgroup its programs join (its
+    descriptors are passed through bwrap to the zygote); None for per-process accounting."""
     python = python or interpreter()
     preload = PRELOAD if preload is None else list(preload)
     import_paths = [os.path.realpath(p) for p in import_paths or ()]
@@ -147,9 +153,10 @@ def build_command(mode: str, ctrl_fd: int, *, fresh_interpreter: bool = False,
         return [python, "-I", "-S", "-B", "-c", BOOTSTRAP,
                 "ns" if mode != "none" else "none", str(ctrl_fd), WORKDIR, str(uid),
                 "1" if fresh_interpreter else "0", str(disk_mb), str(INODES), ",".join(preload),
-                os.pathsep.join(sandbox_import_paths)]
+                os.pathsep.join(sandbox_import_paths), cgroup.zygote_arg() if cgroup is not None else ""]
 
     if mode == "none":
+        cgroup = None  # (programs run on the host: no namespaces, no run cgroup)
         return WorkerCommand(zygote(import_paths), [ctrl_fd], {"env": {}, "cwd": "/", "start_new_session": True},
                              description="no isolation (unsafe): rlimits + process group only")
     bwrap = find_bwrap()
@@ -159,9 +166,10 @@ def build_command(mode: str, ctrl_fd: int, *, fresh_interpreter: bool = False,
     args: list[str] = [bwrap, "--unshare-all", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
                        "--hostname", "sandbox", "--die-with-parent", "--new-session", "--clearenv",
                        # The zygote is pid 1 (nothing else of ours is visible to programs) and keeps
-                       # CAP_SYS_ADMIN *in the sandbox's own user namespace* to create each program's
-                       # pid/ipc/uts namespaces and to manage its tmpfs mounts; programs drop it.
-                       "--as-pid-1", "--cap-add", "CAP_SYS_ADMIN"]
+                       # CAP_SYS_ADMIN and CAP_NET_ADMIN *in the sandbox's own user namespace*, to
+                       # give each program its own namespaces and mounts, and to bring up the loopback
+                       # of a fresh network namespace; programs drop them.
+                       "--as-pid-1", "--cap-add", "CAP_SYS_ADMIN", "--cap-add", "CAP_NET_ADMIN"]
     binds: list[tuple[str, str]] = []  # (host source, sandbox destination), read-only
     bound_roots = ["/usr"]
     binds.append(("/usr", "/usr"))
@@ -190,7 +198,7 @@ def build_command(mode: str, ctrl_fd: int, *, fresh_interpreter: bool = False,
                 "/etc/alternatives"):
         if os.path.exists(etc):
             binds.append((os.path.realpath(etc) if etc == "/etc/localtime" else etc, etc))
-    pass_fds = [ctrl_fd]
+    pass_fds = [ctrl_fd, *(cgroup.fds if cgroup is not None else [])]
     close_after: list[int] = []
     synthetic = {
         "/etc/passwd": f"root:x:0:0:root:/root:/bin/sh\nsandbox:x:{SANDBOX_UID}:{SANDBOX_UID}:sandbox:{WORKDIR}:/bin/sh\n",

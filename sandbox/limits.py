@@ -24,13 +24,16 @@ class Limits:
     cpu_s: float | None = None
     """CPU-time limit per process (RLIMIT_CPU) in seconds; None means ceil(timeout_s) + 1."""
     memory_mb: int = 1024
-    """Address space per process (RLIMIT_AS) and resident memory of all the run's processes together, in MiB."""
+    """Address space per process (RLIMIT_AS), and the memory of all the run's processes together, in
+    MiB: with a run cgroup (see sandbox/cgroups.py), all the memory the kernel holds for the run
+    (its files in /sandbox, /tmp and /dev/shm, socket and pipe buffers included); without one,
+    their resident memory."""
     max_output_bytes: int = 1 * MiB
     """Cap on each of stdout and stderr; the run is killed when a stream goes over it."""
     max_file_bytes: int = 16 * MiB
     """Largest file the program may write (RLIMIT_FSIZE), in bytes."""
     disk_mb: int = 64
-    """Size of each private, fresh tmpfs (the working dir, /tmp and /dev/shm), in MiB."""
+    """Size of each of the run's own tmpfs mounts (the working dir, /tmp and /dev/shm), in MiB."""
     max_open_files: int = 256
     """Open file descriptors per process (RLIMIT_NOFILE)."""
     max_processes: int = 64

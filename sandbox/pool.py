@@ -102,7 +102,7 @@ class SandboxPool:
                 result = ExecResult.sandbox_error(f"internal error: {type(e).__name__}: {e}",
                                                   isolation=self.isolation)
             fut.set_result(result)
-            worker.wait_teardown()  # after the result: a killed sandbox is gone before the next job
+            worker.after_job()  # after the result: a killed sandbox is gone before the next job
         worker.close()
 
     def submit(self, program: str | bytes, stdin: str | bytes | None = None, files: Files | None = None,

@@ -139,7 +139,8 @@ def outcome(done: "Done | None", kill_reason: str | None, streams: Streams, dura
         return ExecResult(Status.SANDBOX_ERROR, error=f"sandbox setup failed: {done.setup_error}", **common)
     if killed == KILLED_MEMORY:
         return ExecResult(Status.MEMORY_LIMIT,
-                          error=f"resident memory of the run went over memory_mb={limits.memory_mb}", **common)
+                          error=f"memory of the run (all its processes together) went over "
+                                f"memory_mb={limits.memory_mb}", **common)
     if done.memory_error:
         return ExecResult(Status.MEMORY_LIMIT, error=f"MemoryError (memory_mb={limits.memory_mb})", **common)
     if killed == KILLED_REQUEST:  # we asked for a kill but recorded no reason: cannot happen

@@ -15,6 +15,7 @@ import weakref
 from . import _protocol as proto
 from . import isolation as iso
 from .isolation import SandboxUnavailable
+from .cgroups import RunCgroup, make_run_cgroup
 from .job import Job
 from .result import ExecResult, Streams, outcome
 
@@ -70,6 +71,9 @@ class Worker:
         self._next_id = 0
         self._inits: list[int] = []   # pidfds of the worker's pid-namespace init (the zygote)
         self._dying: list[int] = []   # the same, for killed workers whose processes may still be exiting
+        self.cgroup: RunCgroup | None = None   # where this incarnation's programs run (None: no cgroup)
+        self._dying_cgroups: list[RunCgroup] = []   # of killed incarnations: removed once their processes are gone
+        self.accounting = ""          # how the memory limit is enforced, in words (see cgroups.py)
 
     # ---- lifecycle -------------------------------------------------------------------------
     @property
@@ -79,11 +83,15 @@ class Worker:
     def start(self, timeout: float = START_TIMEOUT_S) -> None:
         """Start the worker and wait until it is ready. Raises SandboxUnavailable on failure."""
         self.kill()
+        if self.isolation != "none":
+            self.cgroup, self.accounting = make_run_cgroup()
+        else:
+            self.accounting = "per-process fallback (no isolation)"
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             cmd = iso.build_command(self.isolation, child.fileno(), fresh_interpreter=self.fresh_interpreter,
                                     python=self.python, preload=self.preload, import_paths=self.import_paths,
-                                    disk_mb=self.disk_mb)
+                                    disk_mb=self.disk_mb, cgroup=self.cgroup)
             try:
                 self.proc = subprocess.Popen(cmd.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                              stderr=subprocess.PIPE, pass_fds=cmd.pass_fds, close_fds=True,
@@ -203,6 +211,16 @@ class Worker:
                     poller.poll(remaining * 1000)
             finally:
                 os.close(fd)
+        cgroups, self._dying_cgroups = self._dying_cgroups, []
+        for cg in cgroups:
+            cg.remove()  # (one still busy stays until this process exits: see cgroups._remove_ours)
+
+    def after_job(self) -> None:
+        """Between jobs, once the result is out: wait for killed sandboxes to be gone, and give
+        back the memory the last run left charged to the run cgroup."""
+        self.wait_teardown()
+        if self.cgroup is not None and self.alive:
+            self.cgroup.tidy()
 
     def kill(self, wait: bool = True) -> None:
         """Kill the worker and everything in it (its whole pid namespace dies with bwrap); with
@@ -226,6 +244,9 @@ class Worker:
                 proc.stderr.close()
         self._dying += self._inits
         self._inits = []
+        if self.cgroup is not None:
+            self._dying_cgroups.append(self.cgroup)
+            self.cgroup = None
         if wait:
             self.wait_teardown()
 
@@ -273,6 +294,11 @@ class Worker:
             job_id=job_id, timeout_s=lim.timeout_s, memory_mb=lim.memory_mb, cpu_s=lim.effective_cpu_s,
             max_file_bytes=lim.max_file_bytes, disk_mb=lim.disk_mb, max_open_files=lim.max_open_files,
             max_processes=lim.max_processes + 1, payload_size=len(payload), has_files=bool(job.files)).encode()
+        if self.cgroup is not None:
+            try:
+                self.cgroup.set_limits(lim.memory_mb, lim.max_processes + 1)
+            except OSError as e:  # (e.g. a limit below what a killed run still holds): a fresh worker
+                raise _WorkerDied(f"could not set the run cgroup's limits: {e}", False)
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         stdin_fd = _memfd("stdin", job.stdin) if job.stdin else os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)

@@ -134,7 +134,8 @@ class Host:
         return {"MARKER": self.marker, "SENTINEL": str(self.sentinel), "SENTINEL_DIR": str(self.sentinel_dir),
                 "SECRET": self.secret, "TOKEN_PATH": str(self.token), "HOME": str(self.home),
                 "PORT": str(self.listener.getsockname()[1]), "LISTEN_PORT": str(self.listen_port),
-                "CALLER_PID": str(os.getpid()), "ABSTRACT": self.abstract}
+                "CALLER_PID": str(os.getpid()), "ABSTRACT": self.abstract,
+                "CALLER_CPUS": ",".join(map(str, sorted(os.sched_getaffinity(0))))}
 
     def assert_unharmed(self) -> None:
         assert self.sentinel.read_text() == "intact\n", "sentinel file outside the sandbox was changed"

@@ -10,16 +10,9 @@ if um != 0o022:
     found.append(("umask", oct(um)))
 if os.getpriority(os.PRIO_PROCESS, 0) != 0:
     found.append(("nice", os.getpriority(os.PRIO_PROCESS, 0)))
-def cpus(spec):
-    out = set()
-    for part in spec.split(","):
-        a, _, b = part.partition("-")
-        out |= set(range(int(a), int(b or a) + 1))
-    return out
-with open("/proc/1/status") as f:  # the worker's zygote: what every program starts with
-    zygote_cpus = cpus([l.split()[1] for l in f if l.startswith("Cpus_allowed_list")][0])
-if os.sched_getaffinity(0) != zygote_cpus:
-    found.append(("affinity", os.sched_getaffinity(0), zygote_cpus))
+caller_cpus = {int(c) for c in "{{CALLER_CPUS}}".split(",")}  # what every worker starts with
+if os.sched_getaffinity(0) != caller_cpus:
+    found.append(("affinity", os.sched_getaffinity(0), caller_cpus))
 if libc.personality(0xFFFFFFFF) != 0:
     found.append(("personality", libc.personality(0xFFFFFFFF)))
 if resource.getrlimit(resource.RLIMIT_NOFILE)[0] == 20:
