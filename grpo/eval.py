@@ -26,8 +26,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from grpo.rollout import Completions, RolloutEngine, SamplingParams
-from verifiers import Verdict, Verifier, verify_batch
+from grpo.engines.base import Completions, RolloutEngine, SamplingParams
+from verifiers import Verdict, VerifierSpec, verify_batch
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -158,7 +158,7 @@ def evaluate(
     engine: RolloutEngine,
     prompt_ids: Sequence[Sequence[int]],
     rows: Sequence[Mapping[str, Any]],
-    verifier: Verifier,
+    verifier: VerifierSpec,
     *,
     n: int,
     ks: Sequence[int],
@@ -187,7 +187,8 @@ def evaluate(
         part = completions_of(engine, prompt_ids[start : start + chunk], n, sampling)
         part_texts = [strip_stop(t, f, sampling.stop) for t, f in zip(part.text, part.finish_reason)]
         examples = [rows[start + i] for i in part.prompt_index]
-        verdicts += verify_batch(verifier, part_texts, examples, timeout_s=timeout_s)
+        verdicts += verify_batch(verifier, part_texts, examples, timeout_s=timeout_s,
+                                 finish_reasons=part.finish_reason)
         completions.extend(part, index_offset=start)
         texts += part_texts
         if progress is not None:

@@ -15,7 +15,9 @@ from tqdm import tqdm
 
 from grpo.checkpoint import rng_state, save_checkpoint
 from grpo.config import ConfigError, SFTConfig, dump_yaml
-from grpo.modeling import completion_logprobs, load_policy, make_optimizer, pack, set_threads
+from grpo.logprobs import completion_logprobs, pack
+from grpo.models import load_policy, set_threads
+from grpo.optim import make_optimizer
 from grpo.runlog import RunLog
 from tasks import get_task
 
@@ -50,8 +52,9 @@ def train_sft(cfg: SFTConfig, show_progress: bool = True) -> Path:
     model, tokenizer = load_policy(cfg.model)
     model.train()
     data = demonstrations(cfg.task, tokenizer, cfg.max_length)
-    optimizer, scheduler = make_optimizer(model, cfg.lr, cfg.weight_decay, schedule=cfg.schedule,
-                                          warmup_steps=cfg.warmup_steps, total_steps=cfg.steps)
+    optim = cfg.optim
+    optimizer, scheduler = make_optimizer(model, optim.lr, optim.weight_decay, (optim.beta1, optim.beta2),
+                                          optim.schedule, optim.warmup_steps, cfg.steps)
     log = RunLog(run_dir, tensorboard=False)
     order: list[int] = []
     rng = random.Random(cfg.seed)
@@ -67,14 +70,14 @@ def train_sft(cfg: SFTConfig, show_progress: bool = True) -> Path:
         num_tokens = sum(len(c) for _, c in batch)
         optimizer.zero_grad(set_to_none=True)
         total_loss = 0.0
-        for start in range(0, len(batch), cfg.micro_batch_size):
-            micro = batch[start : start + cfg.micro_batch_size]
+        for start in range(0, len(batch), optim.micro_batch_size):
+            micro = batch[start : start + optim.micro_batch_size]
             packed = pack([p for p, _ in micro], [c for _, c in micro], tokenizer.pad_token_id)
             logprobs, _ = completion_logprobs(model, packed)
             loss = -(logprobs * packed.completion_mask).sum() / num_tokens  # token-mean over the whole batch
             loss.backward()
             total_loss += loss.item()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm or float("inf"))
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), optim.max_grad_norm or float("inf"))
         optimizer.step()
         scheduler.step()
         seconds = time.perf_counter() - t0

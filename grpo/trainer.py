@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,17 +24,18 @@ from tqdm import tqdm
 from grpo.advantages import group_advantages, zero_variance_groups
 from grpo.checkpoint import latest_checkpoint, load_trainer_state, rng_state, save_checkpoint, set_rng_state
 from grpo.config import ConfigError, RewardConfig, TrainConfig, dump_yaml
+from grpo.engines.base import RolloutEngine, SamplingParams, WeightSyncError
+from grpo.engines.factory import build_engine
 from grpo.eval import evaluate, write_reports
-from grpo.hf_engine import HFEngine
+from grpo.logprobs import completion_logprobs, pack
 from grpo.losses import loss_normalizers, policy_loss, truncated_importance_weights
-from grpo.modeling import completion_logprobs, load_policy, make_optimizer, pack, resolve_model_path, set_threads
+from grpo.models import load_policy, set_threads
+from grpo.optim import make_optimizer
 from grpo.plots import write_plots
 from grpo.rewards import build_verifier, shape_verdicts
-from grpo.rollout import RolloutEngine, SamplingParams
 from grpo.runlog import RunLog
-from grpo.vllm_engine import WeightSyncError
 from tasks import Task, get_task
-from verifiers import Verdict, Verifier, get_verifier, verify_batch
+from verifiers import Verdict, VerifierSpec, get_verifier, verify_batch
 
 
 @dataclass
@@ -86,13 +88,14 @@ def rewards_and_valid(verdicts: list[Verdict]) -> tuple[torch.Tensor, torch.Tens
 
 
 def sample_and_verify(engine: RolloutEngine, rows: list[Mapping[str, Any]], prompt_ids: list[list[int]],
-                      group_size: int, sampling: SamplingParams, verifier: Verifier, reward: RewardConfig,
+                      group_size: int, sampling: SamplingParams, verifier: VerifierSpec, reward: RewardConfig,
                       timing: dict[str, float]) -> Rollout:
     t0 = time.perf_counter()
     completions = engine.generate(prompt_ids, group_size, sampling)
     t1 = time.perf_counter()
     sample_rows = [rows[i] for i in completions.prompt_index]
-    verdicts = verify_batch(verifier, completions.text, sample_rows, timeout_s=reward.timeout_s)
+    verdicts = verify_batch(verifier, completions.text, sample_rows, timeout_s=reward.timeout_s,
+                            finish_reasons=completions.finish_reason)
     verdicts = shape_verdicts(verdicts, [len(t) for t in completions.token_ids], reward, sampling.max_new_tokens)
     t2 = time.perf_counter()
     timing["generate"] += t1 - t0
@@ -108,6 +111,49 @@ def sample_and_verify(engine: RolloutEngine, rows: list[Mapping[str, Any]], prom
     )
 
 
+class FirstPassStats:
+    """Token-weighted means of the loss metrics over the micro-batches of the first pass, which
+    runs on the weights that sampled the batch (later iterations see a policy that moved)."""
+
+    ROLLOUT_KEYS = ("logprob_diff", "tis_weight_mean", "tis_capped_frac")
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.tokens = 0.0
+        self.ratio_max = 0.0
+
+    def add(self, metrics: Mapping[str, float], loss: torch.Tensor, num_tokens: float, *, entropy: torch.Tensor,
+            trainer_logprobs: torch.Tensor, sampler_logprobs: torch.Tensor, is_weights: torch.Tensor | None,
+            mask: torch.Tensor, tis_cap: float) -> None:
+        """One micro-batch: (b, T) tensors; ``num_tokens`` is the whole batch's loss normalizer."""
+        w = metrics["num_tokens"]
+        self.tokens += w
+        with torch.no_grad():
+            real = mask != 0
+            tis = is_weights if is_weights is not None else torch.ones_like(sampler_logprobs)  # (b, T)
+            extra = {
+                "entropy": float(entropy[real].mean()) if real.any() else 0.0,
+                # the agreement probe: sampler vs trainer on the weights that sampled this batch
+                "logprob_diff": float((trainer_logprobs - sampler_logprobs)[real].abs().mean()) if real.any() else 0.0,
+                "tis_weight_mean": float(tis[real].mean()) if real.any() else 1.0,
+                "tis_capped_frac": float((tis[real] >= tis_cap).float().mean()) if real.any() else 0.0,
+                "loss": float(loss) * num_tokens / max(w, 1.0),
+            }
+        for key, value in {**metrics, **extra}.items():
+            if key not in ("num_tokens", "ratio_max"):
+                self.sums[key] = self.sums.get(key, 0.0) + value * w
+        self.ratio_max = max(self.ratio_max, metrics["ratio_max"])
+
+    def mean(self, key: str) -> float:
+        return self.sums.get(key, 0.0) / max(self.tokens, 1.0)
+
+    def metrics(self, num_tokens: float) -> dict[str, float]:
+        out = {f"{'rollout' if k in self.ROLLOUT_KEYS else 'loss'}/{k}": self.mean(k) for k in self.sums}
+        out["loss/ratio_max"] = self.ratio_max
+        out["loss/loss"] = self.sums.get("loss", 0.0) / max(num_tokens, 1.0)
+        return out
+
+
 def policy_update(model: torch.nn.Module, ref_model: torch.nn.Module | None, batch: Rollout,
                   advantages: torch.Tensor, sample_weight: torch.Tensor, cfg: TrainConfig, pad_id: int,
                   optimizer: torch.optim.Optimizer, scheduler,
@@ -117,7 +163,7 @@ def policy_update(model: torch.nn.Module, ref_model: torch.nn.Module | None, bat
     With ``max_logprob_diff``, raises ``WeightSyncError`` before the first optimizer step when the
     sampler's log-probs differ from the trainer's by more than that (see ``check_logprob_agreement``).
     """
-    a, o, temperature = cfg.algo, cfg.optim, cfg.rollout.temperature
+    algo, temperature = cfg.algo, cfg.rollout.temperature
     B = len(batch)
     full = pack(batch.prompt_ids, batch.completion_ids, pad_id)
     mask = full.completion_mask * sample_weight[:, None]  # (B, T) masked-out samples drop from the loss
@@ -126,7 +172,8 @@ def policy_update(model: torch.nn.Module, ref_model: torch.nn.Module | None, bat
     sampler_logprobs = torch.zeros((B, T))  # (B, T) the rollout engine's log-probs of the sampled tokens
     for i, lp in enumerate(batch.sampler_logprobs):
         sampler_logprobs[i, : len(lp)] = torch.tensor(lp)
-    micro_batches = [list(range(s, min(B, s + o.micro_batch_size))) for s in range(0, B, o.micro_batch_size)]
+    size = cfg.optim.micro_batch_size
+    micro_batches = [list(range(s, min(B, s + size))) for s in range(0, B, size)]
     micro_packs = [pack([batch.prompt_ids[i] for i in idx], [batch.completion_ids[i] for i in idx], pad_id)
                    for idx in micro_batches]  # packed once, reused by the reference and every iteration
 
@@ -135,59 +182,42 @@ def policy_update(model: torch.nn.Module, ref_model: torch.nn.Module | None, bat
         with torch.no_grad():
             ref_logprobs = [completion_logprobs(ref_model, mb, temperature)[0] for mb in micro_packs]
 
-    sums: dict[str, float] = {}
-    weight = 0.0
+    stats = FirstPassStats()
     grad_norms = []
     trainer_old: list[torch.Tensor] = []  # (b, Tm) per micro-batch: pi_old as the trainer computes it (iteration 0)
-    for iteration in range(a.num_iterations):
+    for iteration in range(algo.num_iterations):
+        first_pass = iteration == 0
         optimizer.zero_grad(set_to_none=True)
         for m, (idx, mb) in enumerate(zip(micro_batches, micro_packs)):
             Tm = mb.completion_ids.shape[1]
-            logprobs, entropy = completion_logprobs(model, mb, temperature, with_entropy=iteration == 0)  # (b, Tm)
+            logprobs, entropy = completion_logprobs(model, mb, temperature, with_entropy=first_pass)  # (b, Tm)
             mb_mask = mask[idx, :Tm]
             mb_sampler = sampler_logprobs[idx, :Tm]  # (b, Tm)
-            if iteration == 0:
+            if first_pass:
                 trainer_old.append(logprobs.detach())
-            if a.tis:  # PPO ratio against the trainer's pi_old; each token weighted by min(pi_old / pi_sampler, cap)
-                old, is_weights = trainer_old[m], truncated_importance_weights(trainer_old[m], mb_sampler, a.tis_cap)
+            if algo.tis:  # PPO ratio against the trainer's pi_old; each token weighted by min(pi_old / pi_sampler, cap)
+                old, is_weights = trainer_old[m], truncated_importance_weights(trainer_old[m], mb_sampler, algo.tis_cap)
             else:  # PPO ratio against the sampler's log-probs
                 old, is_weights = mb_sampler, None
             loss, metrics = policy_loss(
                 logprobs, old, advantages[idx], mb_mask,
-                clip_eps_low=a.clip_eps_low, clip_eps_high=a.clip_eps_high, loss_agg_mode=a.loss_agg_mode,
-                kl_coef=a.kl_coef, ref_logprobs=ref_logprobs[m],
+                clip_eps_low=algo.clip_eps_low, clip_eps_high=algo.clip_eps_high, loss_agg_mode=algo.loss_agg_mode,
+                kl_coef=algo.kl_coef, ref_logprobs=ref_logprobs[m],
                 num_seqs=num_seqs, num_tokens=num_tokens,
-                norm_constant=float(a.loss_norm_constant or cfg.rollout.max_new_tokens),
+                norm_constant=float(algo.loss_norm_constant or cfg.rollout.max_new_tokens),
                 is_weights=is_weights,
             )
             loss.backward()
-            if iteration == 0:  # metrics of the first pass: the policy that sampled the batch
-                w = metrics["num_tokens"]
-                weight += w
-                with torch.no_grad():
-                    real = mb_mask != 0
-                    tis = is_weights if is_weights is not None else torch.ones_like(mb_sampler)  # (b, Tm)
-                    extra = {
-                        "entropy": float(entropy[real].mean()) if real.any() else 0.0,
-                        # the agreement probe: sampler vs trainer on the weights that sampled this batch
-                        "logprob_diff": float((trainer_old[m] - mb_sampler)[real].abs().mean()) if real.any() else 0.0,
-                        "tis_weight_mean": float(tis[real].mean()) if real.any() else 1.0,
-                        "tis_capped_frac": float((tis[real] >= a.tis_cap).float().mean()) if real.any() else 0.0,
-                        "loss": float(loss) * num_tokens / max(w, 1.0),
-                    }
-                for key, value in {**metrics, **extra}.items():
-                    if key not in ("num_tokens", "ratio_max"):
-                        sums[key] = sums.get(key, 0.0) + value * w
-                sums["ratio_max"] = max(sums.get("ratio_max", 0.0), metrics["ratio_max"])
-        if iteration == 0 and max_logprob_diff is not None:
-            check_logprob_agreement(sums.get("logprob_diff", 0.0) / max(weight, 1.0), max_logprob_diff)
-        grad_norms.append(float(torch.nn.utils.clip_grad_norm_(model.parameters(), o.max_grad_norm or float("inf"))))
+            if first_pass:
+                stats.add(metrics, loss, num_tokens, entropy=entropy, trainer_logprobs=trainer_old[m],
+                          sampler_logprobs=mb_sampler, is_weights=is_weights, mask=mb_mask, tis_cap=algo.tis_cap)
+        if first_pass and max_logprob_diff is not None:
+            check_logprob_agreement(stats.mean("logprob_diff"), max_logprob_diff)
+        max_norm = cfg.optim.max_grad_norm or float("inf")
+        grad_norms.append(float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)))
         optimizer.step()
         scheduler.step()
-    rollout_keys = ("logprob_diff", "tis_weight_mean", "tis_capped_frac")
-    out = {f"{'rollout' if k in rollout_keys else 'loss'}/{k}": (v if k == "ratio_max" else v / max(weight, 1.0))
-           for k, v in sums.items()}
-    out["loss/loss"] = sums.get("loss", 0.0) / max(num_tokens, 1.0)
+    out = stats.metrics(num_tokens)
     out["optim/grad_norm"] = float(np.mean(grad_norms))
     out["optim/lr"] = scheduler.get_last_lr()[0]
     return out
@@ -205,45 +235,24 @@ def check_logprob_agreement(logprob_diff: float, limit: float) -> None:
         )
 
 
-def build_engine(cfg: TrainConfig, model: torch.nn.Module, tokenizer, model_path: str) -> RolloutEngine:
-    """The configured rollout engine, holding the trainer's current weights."""
-    r = cfg.rollout
-    if r.engine == "hf":  # colocated: samples with the policy module itself
-        return HFEngine(model, tokenizer, batch_size=r.batch_size)
-    if r.vllm_mode == "server":
-        from grpo.vllm_server import VLLMServerEngine
-
-        engine = VLLMServerEngine(r.vllm_server_url, tokenizer, sync_timeout_s=r.sync_timeout_s)
-        engine.load_weights(model.named_parameters(remove_duplicate=False))  # the server may hold other weights
-        return engine
-    from grpo.vllm_engine import VLLMEngine
-
-    return VLLMEngine(resolve_model_path(model_path), tokenizer, dtype=cfg.model.dtype, seed=cfg.seed,
-                      gpu_memory_utilization=r.gpu_memory_utilization, sleep_level=r.vllm_sleep_level,
-                      cpu_kv_cache_gb=r.cpu_kv_cache_gb, sync_timeout_s=r.sync_timeout_s,
-                      trust_remote_code=cfg.model.trust_remote_code)
-
-
-def run_eval(engine: RolloutEngine, rows: list[Mapping[str, Any]], prompt_ids: list[list[int]],
-             verifier: Verifier, cfg: TrainConfig, step: int, run_dir: Path,
-             problem_fields: list[dict[str, Any]] | None = None) -> dict[str, float]:
+def evaluate_heldout(engine: RolloutEngine, rows: list[Mapping[str, Any]], prompt_ids: list[list[int]],
+                     verifier: VerifierSpec, cfg: TrainConfig, step: int, run_dir: Path,
+                     problem_fields: list[dict[str, Any]] | None = None) -> dict[str, float]:
     """Held-out pass@k with eval's own sampling settings; reports go to ``run_dir/eval/step-N/``.
 
     Sampling runs on a forked RNG seeded by (seed, step): evaluating never changes what
     training samples next, and the same step of a resumed run evaluates the same way.
     """
-    e = cfg.eval
-    sampling = SamplingParams(temperature=e.temperature, top_p=e.top_p, top_k=e.top_k, max_new_tokens=e.max_new_tokens,
-                              stop=cfg.rollout.stop if e.stop is None else e.stop)
+    settings = cfg.eval
+    sampling = settings.sampling_with(cfg.rollout)
     devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(cfg.seed * 1_000_003 + step)
-        result = evaluate(engine, prompt_ids, rows, verifier, n=e.n, ks=e.ks, sampling=sampling,
-                          timeout_s=cfg.reward.timeout_s, bootstrap=e.bootstrap, seed=cfg.seed + step)
-    meta = {"step": step, "task": cfg.task, "split": e.split, "model": str(run_dir), "ks": list(e.ks),
-            "seed": cfg.seed + step, "bootstrap": e.bootstrap,
-            "sampling": {"temperature": e.temperature, "top_p": e.top_p, "top_k": e.top_k,
-                         "max_new_tokens": e.max_new_tokens, "stop": list(sampling.stop)}}
+        result = evaluate(engine, prompt_ids, rows, verifier, n=settings.n, ks=settings.ks, sampling=sampling,
+                          timeout_s=cfg.reward.timeout_s, bootstrap=settings.bootstrap, seed=cfg.seed + step)
+    meta = {"step": step, "task": cfg.task, "split": settings.split, "model": str(run_dir), "ks": list(settings.ks),
+            "seed": cfg.seed + step, "bootstrap": settings.bootstrap,
+            "sampling": {**dataclasses.asdict(sampling), "stop": list(sampling.stop)}}
     write_reports(result, run_dir / "eval" / f"step-{step}", meta, problem_fields)
     return {f"eval/{k}": v for k, v in result.summary().items()}
 
@@ -274,6 +283,8 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
         ref_model.eval().requires_grad_(False)
     task = get_task(cfg.task)
     verifier = build_verifier(cfg.reward, cfg.verifier, task.verifier)
+    if (note := verifier.deadline_note()) is not None:
+        print(f"rlvr: warning: {note}", file=sys.stderr)
     train_rows = task.rows("train")
     stream = PromptStream(len(train_rows), cfg.seed)
     prompt_cache: dict[int, list[int]] = {}
@@ -282,7 +293,7 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
     heldout_fields = [{"id": task.problem_id(r, i), "prompt": task.prompt(r, tokenizer),
                        **({"answer": r["answer"]} if "answer" in r else {})} for i, r in enumerate(heldout)]
     eval_verifier = get_verifier(cfg.verifier or task.verifier)  # held-out correctness, without reward shaping
-    engine = build_engine(cfg, model, tokenizer, policy_cfg.path)
+    engine = build_engine(cfg.rollout, policy_cfg, tokenizer, model=model, seed=cfg.seed)
     optimizer, scheduler = make_optimizer(
         model, cfg.optim.lr, cfg.optim.weight_decay, (cfg.optim.beta1, cfg.optim.beta2),
         cfg.optim.schedule, cfg.optim.warmup_steps, cfg.steps * cfg.algo.num_iterations,
@@ -295,12 +306,11 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
         set_rng_state(state["rng"])
         start_step, prompts_consumed = state["step"], state["prompts_consumed"]
     log = RunLog(run_dir, resume_step=start_step if resume else None)
-    r, a = cfg.rollout, cfg.algo
-    sampling = SamplingParams(temperature=r.temperature, top_p=r.top_p, top_k=r.top_k,
-                              max_new_tokens=r.max_new_tokens, stop=r.stop)
-    G, P = a.group_size, a.prompts_per_step
+    algo, rollout = cfg.algo, cfg.rollout
+    sampling = rollout.sampling()
+    G, P = algo.group_size, algo.prompts_per_step
     # the agreement probe compares full-softmax log-probs; top-k / top-p samplers report truncated ones
-    probe_limit = r.max_logprob_diff if r.top_k == 0 and r.top_p == 1.0 else None
+    probe_limit = rollout.max_logprob_diff if rollout.top_k == 0 and rollout.top_p == 1.0 else None
 
     bar = tqdm(range(start_step + 1, cfg.steps + 1), desc="grpo", disable=not show_progress, dynamic_ncols=True,
                initial=start_step, total=cfg.steps)
@@ -311,7 +321,7 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
         # 1. sample and 2. verify (dynamic sampling keeps only groups with a learning signal)
         sampled, batch = Rollout(), Rollout()
         rounds = groups_kept = 0
-        while groups_kept < P and rounds < (a.max_sampling_rounds if a.dynamic_sampling else 1):
+        while groups_kept < P and rounds < (algo.max_sampling_rounds if algo.dynamic_sampling else 1):
             rounds += 1
             need = P - groups_kept
             indices = stream.take(prompts_consumed, need)
@@ -323,7 +333,7 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
                                         G, sampling, verifier, cfg.reward, timing)
             sampled.extend(rollout)
             keep = range(need)
-            if a.dynamic_sampling:
+            if algo.dynamic_sampling:
                 rewards, valid = rewards_and_valid(rollout.verdicts)
                 keep = [g for g, flat in enumerate(zero_variance_groups(rewards, G, valid).tolist()) if not flat]
             batch.extend(rollout.take([g * G + j for g in keep for j in range(G)]))
@@ -331,11 +341,11 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
 
         # 3. advantages
         rewards, valid = rewards_and_valid(batch.verdicts)  # (B,) each
-        if not a.mask_unverifiable:
+        if not algo.mask_unverifiable:
             valid = torch.ones_like(valid)
-        advantages = group_advantages(rewards, G, std_scaling=a.std_scaling, std_scope=a.std_scope, valid=valid)
+        advantages = group_advantages(rewards, G, std_scaling=algo.std_scaling, std_scope=algo.std_scope, valid=valid)
         sample_weight = valid.float()
-        if a.mask_truncated:
+        if algo.mask_truncated:
             sample_weight *= torch.tensor([f != "length" for f in batch.finish_reason], dtype=torch.float)
 
         # 4. update
@@ -347,12 +357,11 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
                                            max_logprob_diff=probe_limit)
         timing["update"] = time.perf_counter() - t0
 
-        # 5. sync: a colocated HF engine holds the policy module itself, so only other engines copy weights;
-        # tied weights go under every name (vLLM reloads a layer that receives nothing with its old values).
-        # The next step's update checks that the engine now samples with these weights (check_logprob_agreement).
+        # 5. sync: tied weights go under every name (vLLM reloads a layer that receives nothing with its old
+        # values); a colocated HF engine holds the policy module itself and has nothing to copy. The next
+        # step's update checks that the engine now samples with these weights (check_logprob_agreement).
         t0 = time.perf_counter()
-        if getattr(engine, "model", None) is not model:
-            engine.load_weights(model.named_parameters(remove_duplicate=False))
+        engine.load_weights(model.named_parameters(remove_duplicate=False))
         timing["sync"] = time.perf_counter() - t0
 
         # log, evaluate, checkpoint
@@ -362,7 +371,8 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
         metrics["time/step"] = time.perf_counter() - t_step  # the training step alone, evaluation excluded
         if heldout and ((cfg.eval.every and step % cfg.eval.every == 0) or step == cfg.steps):
             t0 = time.perf_counter()
-            metrics.update(run_eval(engine, heldout, heldout_ids, eval_verifier, cfg, step, run_dir, heldout_fields))
+            metrics.update(evaluate_heldout(engine, heldout, heldout_ids, eval_verifier, cfg, step, run_dir,
+                                            heldout_fields))
             metrics["time/eval"] = time.perf_counter() - t0
         log.log(step, metrics)
         log.samples(step, sample_rows(batch, advantages, cfg.log_samples, tokenizer, task))
@@ -372,8 +382,7 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
             save_checkpoint(run_dir, step, model, tokenizer, state, keep=cfg.keep_checkpoints)
         bar.set_postfix(reward=f"{metrics['reward/mean']:.3f}", acc=f"{metrics['reward/accuracy']:.3f}")
     log.close()
-    if hasattr(engine, "close"):
-        engine.close()  # a colocated vLLM frees its memory now, not at exit
+    engine.close()  # a colocated vLLM frees its memory now, not at exit
     write_plots(run_dir)
     return run_dir
 

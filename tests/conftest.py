@@ -10,7 +10,7 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """A tiny random-init Qwen2 (2 layers, hidden 64) with a tokenizer trained on arithmetic text."""
-    from grpo.modeling import quiet_transformers
+    from grpo.models import quiet_transformers
     from grpo.tiny_model import build_tiny_policy_for_task
 
     quiet_transformers()

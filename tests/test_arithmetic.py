@@ -13,7 +13,7 @@ def test_splits_are_disjoint_deterministic_and_verified():
     assert not {r["question"] for r in train} & {r["question"] for r in test}
     assert all(split_of(r["question"]) == "test" for r in test)
     assert task.load("test") == test  # a pure function of the seed
-    verify = get_verifier(task.verifier)
+    verify = get_verifier(task.verifier).fn
     for row in train[:300] + test[:300]:
         # the gold answer is the value of the expression, and a boxed demonstration states it
         assert eval(row["question"].removeprefix("What is ").removesuffix("?")) == int(row["answer"])
@@ -61,7 +61,7 @@ def test_generate_is_seeded_and_respects_the_spec():
     ],
 )
 def test_integer_boxed_table(completion, answer, status):
-    verdict = get_verifier("integer_boxed")(completion, {"answer": answer})
+    verdict = get_verifier("integer_boxed").fn(completion, {"answer": answer})
     assert verdict.status == status
     assert verdict.reward == (1.0 if status == "correct" else 0.0)
     assert verdict.reason
@@ -81,11 +81,11 @@ def test_verify_batch_turns_crashes_into_unverifiable():
 
 
 def test_registry_plugins_and_errors():
-    @register("test_always_right")
+    @register("test_always_right", isolated=False)
     def always(completion, example):
         return Verdict("correct", 1.0, "ok")
 
-    assert get_verifier("test_always_right") is always
+    assert get_verifier("test_always_right").fn is always
     assert get_verifier("verifiers.arithmetic:integer_boxed") is get_verifier("integer_boxed")
     with pytest.raises(ValueError, match="integer_boxed"):
         get_verifier("no_such_verifier")

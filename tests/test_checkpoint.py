@@ -2,7 +2,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from grpo.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint
-from grpo.modeling import resolve_model_path
+from grpo.models import resolve_model_path
 
 
 def test_atomic_save_keep_and_latest(tiny_model_dir, tmp_path):

@@ -116,7 +116,7 @@ def test_resume_without_checkpoint_and_bad_config_fail_clearly(tiny_model_dir, t
 def test_sft_smoke(tiny_model_dir, tmp_path):
     run = tmp_path / "sft"
     proc = rlvr("sft", "--set", f"model.path={tiny_model_dir}", "--set", "steps=3", "--set", "batch_size=4",
-                "--set", "micro_batch_size=2", "--output-dir", str(run), "--no-progress")
+                "--set", "optim.micro_batch_size=2", "--output-dir", str(run), "--no-progress")
     assert "step-3" in proc.stdout
     assert any(not torch.equal(a, b) for a, b in zip(weights(tiny_model_dir).values(),
                                                       weights(run / "checkpoints" / "step-3").values()))

@@ -403,8 +403,8 @@ def test_batch_keeps_input_order_and_registry_dispatches_to_it():
     expected = ["correct", "incorrect", "correct", "incorrect", "unverifiable", "correct", "correct"]
     assert [v.status for v in code_verifier_batch(completions, examples)] == expected
     assert [v.status for v in code_partial_batch(completions, examples)] == expected
-    assert get_verifier("code") is code_verifier and code_verifier.batch is code_verifier_batch
-    assert get_verifier("code_partial") is code_partial and code_partial.batch is code_partial_batch
+    assert get_verifier("code").fn is code_verifier and get_verifier("code").batch is code_verifier_batch
+    assert get_verifier("code_partial").fn is code_partial and get_verifier("code_partial").batch is code_partial_batch
     assert [v.status for v in verify_batch(get_verifier("code"), completions, examples)] == expected
     with pytest.raises(ValueError):
         code_verifier_batch([good], [])

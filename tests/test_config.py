@@ -67,5 +67,15 @@ def test_parse_overrides_nests():
 
 
 def test_sft_config_validates():
-    with pytest.raises(ConfigError, match="lr"):
-        load_config(SFTConfig, None, ["lr=0"])
+    with pytest.raises(ConfigError, match=r"config field 'optim.lr' = 0.0: must be > 0"):
+        load_config(SFTConfig, None, ["optim.lr=0"])
+    with pytest.raises(ConfigError, match=r"unknown config field 'lr'"):  # the optimizer lives in `optim`, as for GRPO
+        load_config(SFTConfig, None, ["lr=0.1"])
+    assert load_config(SFTConfig).optim.schedule == "cosine"  # SFT's own defaults for the shared OptimConfig
+
+
+def test_sections_name_their_fields_with_the_section_path():
+    with pytest.raises(ConfigError, match=r"config field 'eval.top_p' = 2.0: must be in \(0, 1\]"):
+        load_config(TrainConfig, None, ["rollout.engine=hf", "eval.top_p=2"])
+    with pytest.raises(ConfigError, match=r"config field 'rollout.max_new_tokens' = 0"):
+        load_config(TrainConfig, None, ["rollout.engine=hf", "rollout.max_new_tokens=0"])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from grpo.eval import bootstrap_ci, evaluate, maj_at_k, pass_at_k, strip_stop, write_reports
-from grpo.rollout import Completions, SamplingParams
+from grpo.engines.base import Completions, SamplingParams
 from verifiers import Verdict
 
 

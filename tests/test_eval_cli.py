@@ -131,7 +131,7 @@ def test_eval_errors_are_actionable(tiny_model_dir, tmp_path):
 
 @pytest.mark.vllm
 def test_eval_with_the_vllm_engine(tiny_model_dir, tmp_path):
-    from grpo.vllm_engine import vllm_available
+    from grpo.engines.base import vllm_available
 
     if not vllm_available():
         pytest.skip("vLLM is not installed")

@@ -2,9 +2,9 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from grpo.hf_engine import HFEngine
-from grpo.modeling import completion_logprobs, pack
-from grpo.rollout import SamplingParams
+from grpo.engines.hf import HFEngine
+from grpo.logprobs import completion_logprobs, pack
+from grpo.engines.base import SamplingParams
 
 
 @pytest.fixture(scope="module")

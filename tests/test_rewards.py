@@ -8,7 +8,7 @@ from grpo.config import ConfigError, RewardConfig, TrainConfig, load_config
 from grpo.rewards import build_verifier, shape_verdicts
 from verifiers import Verdict, get_verifier, verify_batch
 from verifiers.combine import weighted
-from verifiers.length import soft_overlong_penalty
+from grpo.rewards import soft_overlong_penalty
 
 
 @pytest.mark.parametrize("completion,expected", [
@@ -23,7 +23,7 @@ from verifiers.length import soft_overlong_penalty
     ("<think>a</think></think> 7", "incorrect"),
 ])
 def test_think_format(completion, expected):
-    assert get_verifier("think_format")(completion, {}).status == expected
+    assert get_verifier("think_format").fn(completion, {}).status == expected
 
 
 def _dapo_reference(n, l_max, l_cache):
@@ -78,7 +78,7 @@ def test_reward_config_loads_and_validates(tmp_path):
     assert cfg.reward.verifiers == {"integer_boxed": 1.0, "think_format": 0.1}
     assert cfg.reward.incorrect == -0.5
     v = build_verifier(cfg.reward, cfg.verifier, "integer_boxed")
-    assert v.components == {"integer_boxed": 1.0, "think_format": 0.1}
+    assert [(c.name, w) for c, w in v.components] == [("integer_boxed", 1.0), ("think_format", 0.1)]
     assert build_verifier(RewardConfig(), None, "integer_boxed") is get_verifier("integer_boxed")
     with pytest.raises(ConfigError, match="reward.overlong_buffer_len"):
         load_config(TrainConfig, None, ["reward.overlong_buffer_len=999"])

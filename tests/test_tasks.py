@@ -153,7 +153,7 @@ def test_the_readme_task_example_loads(tmp_path):
     assert loaded["answer"] == row["final"]
     expected = f"Solve the problem, then give the final answer in \\boxed{{}}.\n\nProblem: {row['problem']}\n\nSolution:"
     assert task.prompt(loaded) == expected
-    assert get_verifier(task.verifier)(f"So \\boxed{{{row['final']}}}.", loaded).status == "correct"
+    assert get_verifier(task.verifier).fn(f"So \\boxed{{{row['final']}}}.", loaded).status == "correct"
 
 
 # ---------------------------------------------------------------- the hub tasks' row formats, from local copies
@@ -271,7 +271,7 @@ def test_countdown_splits_are_disjoint_deterministic_and_solvable():
     assert not {key(r) for r in train} & {key(r) for r in test}
     assert all(split_of(r["numbers"], r["target"]) == "test" for r in test)
     assert task.rows("test") == test
-    verifier = get_verifier("countdown")
+    verifier = get_verifier("countdown").fn
     for row in train[:500] + test:
         assert 3 <= len(row["numbers"]) <= 4 and 1 <= row["target"] <= 100
         assert verifier(row["solution"], row).status == "correct", row
@@ -303,10 +303,10 @@ EXAMPLE = {"numbers": [3, 7, 25, 50], "target": 82}
     ("\\boxed{}", "incorrect"),
 ])
 def test_countdown_verifier_table(completion, status):
-    verdict = get_verifier("countdown")(completion, EXAMPLE)
+    verdict = get_verifier("countdown").fn(completion, EXAMPLE)
     assert verdict.status == status, verdict.reason
     assert verdict.reward == (1.0 if status == "correct" else 0.0) and verdict.reason and verdict.extracted is None
 
 
 def test_countdown_verifier_needs_numbers_and_target():
-    assert get_verifier("countdown")("\\boxed{1}", {"target": 1}).status == "unverifiable"
+    assert get_verifier("countdown").fn("\\boxed{1}", {"target": 1}).status == "unverifiable"

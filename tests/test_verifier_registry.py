@@ -15,7 +15,9 @@ sys.path.insert(0, str(Path(__file__).parent))  # isolated_plugins
 
 import verifiers.registry as registry
 from verifiers import Verdict, get_verifier, register, verify_batch
-from verifiers.isolated import IsolatedRunner, import_paths_for, verifier_ref
+from verifiers.combine import weighted
+from verifiers.isolated import IsolatedRunner, import_paths_for
+from verifiers.registry import function_ref
 
 
 def test_lookup_errors_name_the_fix():
@@ -33,7 +35,7 @@ def test_entry_point_group(monkeypatch):
     monkeypatch.setattr(registry, "entry_points", lambda group: [ep] if group == registry.ENTRY_POINT_GROUP else [])
     assert "from_entry_point" in registry.available_verifiers()
     import isolated_plugins
-    assert get_verifier("from_entry_point") is isolated_plugins.echo_length
+    assert get_verifier("from_entry_point").fn is isolated_plugins.echo_length
     broken = EntryPoint(name="broken", value="no_such_module_xyz:f", group=registry.ENTRY_POINT_GROUP)
     monkeypatch.setattr(registry, "entry_points", lambda group: [broken])
     with pytest.raises(ValueError, match="entry point .* failed to load"):
@@ -41,16 +43,32 @@ def test_entry_point_group(monkeypatch):
 
 
 def test_register_rejects_a_second_function_under_a_taken_name():
-    @register("test_registry_unique")
+    @register("test_registry_unique", isolated=False)
     def first(completion, example):
         return Verdict("correct", 1.0)
 
     with pytest.raises(ValueError, match="already registered"):
-        register("test_registry_unique")(lambda c, e: Verdict("correct", 1.0))
-    assert verifier_ref(first) == "test_registry_unique"
+        register("test_registry_unique", isolated=False)(lambda c, e: Verdict("correct", 1.0))
+    spec = get_verifier("test_registry_unique")
+    assert spec.fn is first and not spec.isolated and "no deadline applies" in spec.deadline_note()
 
 
-def test_batch_attribute_is_used_and_its_failure_is_unverifiable():
+def test_register_isolates_by_default_and_refuses_what_a_child_cannot_import():
+    with pytest.raises(ValueError, match="module-level function .* isolated=False"):
+        @register("test_registry_closure")
+        def closure(completion, example):
+            return Verdict("correct", 1.0)
+    import isolated_plugins
+
+    spec = get_verifier("test_echo_length")
+    assert spec.isolated and spec.fn is isolated_plugins.echo_length and spec.deadline_note() is None
+    assert spec.ref == "isolated_plugins:echo_length"
+    assert not hasattr(isolated_plugins.echo_length, "isolated")  # the function itself is left as it was
+    plain = get_verifier("isolated_plugins:plain_function")  # a user's unregistered function: isolated too
+    assert plain.isolated and plain.ref == "isolated_plugins:plain_function"
+
+
+def test_batch_function_is_used_and_its_failure_is_unverifiable():
     calls = []
 
     def single(completion, example):
@@ -60,13 +78,42 @@ def test_batch_attribute_is_used_and_its_failure_is_unverifiable():
         calls.append(len(completions))
         return [Verdict("correct", 1.0, "batched") for _ in completions]
 
-    single.batch = batch
-    out = verify_batch(single, ["a", "b", "c"], [{}, {}, {}])
+    spec = registry.make_spec("batched", single, batch=batch)
+    out = verify_batch(spec, ["a", "b", "c"], [{}, {}, {}])
     assert calls == [3] and [v.reason for v in out] == ["batched"] * 3
 
-    single.batch = lambda cs, es: [Verdict("correct", 1.0)]  # wrong length
-    out = verify_batch(single, ["a", "b"], [{}, {}])
+    spec = registry.make_spec("short", single, batch=lambda cs, es: [Verdict("correct", 1.0)])  # wrong length
+    out = verify_batch(spec, ["a", "b"], [{}, {}])
     assert [v.status for v in out] == ["unverifiable"] * 2 and "expected 2" in out[0].reason
+
+
+def test_timeout_reaches_every_component_of_a_weighted_combination():
+    """reward.timeout_s used to be dropped on the batch path: weighted({'math': 1}) never saw it."""
+    seen = []
+
+    def batch(completions, examples, *, timeout_s=None):
+        seen.append(timeout_s)
+        return [Verdict("correct", 1.0) for _ in completions]
+
+    registry._REGISTRY.pop("test_batch_with_deadline", None)
+    register("test_batch_with_deadline", batch=batch)(lambda c, e: Verdict("correct", 1.0))
+    combo = weighted({"math": 1.0, "test_batch_with_deadline": 0.5, "test_hangs": 0.1})
+    out = verify_batch(combo, ["\\boxed{1}", "hang"], [{"answer": "1"}, {"answer": "1"}], timeout_s=0.001)
+    assert [v.status for v in out] == ["unverifiable", "unverifiable"]
+    assert all("math: verifier timed out after 0.001 s" in v.reason for v in out)  # the isolated math verifier
+    assert seen == [0.001]  # the batch verifier
+    out = verify_batch(weighted({"test_hangs": 1.0}), ["hang", "ok"], [{}, {}], timeout_s=0.5)
+    assert [v.status for v in out] == ["unverifiable", "correct"] and "timed out after 0.5 s" in out[0].reason
+
+
+def test_finish_reasons_reach_verifiers_that_take_them():
+    out = verify_batch(get_verifier("test_finish_reason"), ["a", "b"], [{}, {}], finish_reasons=["stop", "length"])
+    assert [v.reason.split()[0] for v in out] == ["finish_reason=stop", "finish_reason=length"]
+    assert out[0].reason.endswith("pid=1")  # judged in a sandboxed process
+    in_process = registry.make_spec("fr", get_verifier("test_finish_reason").fn, isolated=False)
+    assert verify_batch(in_process, ["a"], [{}], finish_reasons=["length"])[0].reason.startswith("finish_reason=length")
+    with pytest.raises(ValueError, match="1 finish reasons"):
+        verify_batch(in_process, ["a", "b"], [{}, {}], finish_reasons=["stop"])
 
 
 def test_in_process_verifier_errors_are_unverifiable():
@@ -83,7 +130,7 @@ def test_import_paths_cover_the_plugin_and_the_libraries():
     assert str(Path(__file__).parent) in paths
     assert str(Path(registry.__file__).resolve().parents[1]) in paths
     with pytest.raises(ValueError, match="module-level function"):
-        verifier_ref(lambda c, e: None)
+        function_ref(lambda c, e: None)
 
 
 @pytest.fixture(scope="module")
@@ -146,14 +193,14 @@ def test_math_verifier_runs_sandboxed_and_agrees_with_in_process():
     process, with the same verdicts as calling it directly; past the deadline it is unverifiable."""
     from verifiers.math import math_verifier
 
-    assert get_verifier("math") is math_verifier and math_verifier.isolated
+    assert get_verifier("math").fn is math_verifier and get_verifier("math").isolated
     cases = [("so \\boxed{\\frac{1}{2}}", "0.5"), ("The answer is 4 or 5.", "5"), ("#### 1,000,001", "1000000"),
              ("\\boxed{[0, 1)}", "[0,1)"), ("\\boxed{(0, 1)}", "[0,1)"), ("no answer here", "7")]
     completions = [c for c, _ in cases]
     examples = [{"answer": g} for _, g in cases]
-    sandboxed = verify_batch(math_verifier, completions, examples)
+    sandboxed = verify_batch(get_verifier("math"), completions, examples)
     direct = [math_verifier(c, e) for c, e in zip(completions, examples)]
     assert sandboxed == direct
     assert [v.status for v in sandboxed] == ["correct", "incorrect", "incorrect", "correct", "incorrect", "incorrect"]
-    late = verify_batch(math_verifier, completions[:2], examples[:2], timeout_s=0.001)
+    late = verify_batch(math_verifier, completions[:2], examples[:2], timeout_s=0.001)  # found by its registration
     assert [v.status for v in late] == ["unverifiable"] * 2 and "timed out" in late[0].reason

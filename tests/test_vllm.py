@@ -17,9 +17,10 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from grpo.config import TrainConfig, load_config
-from grpo.modeling import completion_logprobs, pack
-from grpo.rollout import SamplingParams
-from grpo.vllm_engine import VLLMEngine, WeightSyncError, vllm_available
+from grpo.logprobs import completion_logprobs, pack
+from grpo.engines.base import SamplingParams
+from grpo.engines.base import WeightSyncError, vllm_available
+from grpo.engines.vllm import VLLMEngine
 
 pytestmark = [pytest.mark.vllm, pytest.mark.skipif(not vllm_available(), reason="vLLM is not installed")]
 
@@ -206,7 +207,7 @@ def server(tiny_model_dir, tmp_path_factory):
 
 
 def test_server_mode_generates_and_takes_weights_over_http(server, tiny_model_dir, sharp_model_dir):
-    from grpo.vllm_server import VLLMServerEngine
+    from grpo.engines.vllm_server import VLLMServerEngine
 
     client = VLLMServerEngine(server, sync_timeout_s=60)
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)

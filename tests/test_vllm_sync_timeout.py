@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from grpo.trainer import check_logprob_agreement
-from grpo.vllm_engine import WeightSyncError
+from grpo.engines.base import WeightSyncError
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def silent_server():
 
 
 def test_server_sync_times_out_with_a_clear_error(silent_server):
-    from grpo.vllm_server import VLLMServerEngine
+    from grpo.engines.vllm_server import VLLMServerEngine
 
     with pytest.raises(TimeoutError, match="no answer within 1 s"):
         VLLMServerEngine(silent_server, connect_timeout_s=1)
@@ -54,7 +54,7 @@ def test_server_sync_times_out_with_a_clear_error(silent_server):
 
 
 def test_server_that_is_not_there_is_named():
-    from grpo.vllm_server import VLLMServerEngine
+    from grpo.engines.vllm_server import VLLMServerEngine
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -64,7 +64,7 @@ def test_server_that_is_not_there_is_named():
 
 
 def test_hard_deadline_ends_a_hung_in_process_sync():
-    code = ("import time\nfrom grpo.vllm_engine import hard_deadline\n"
+    code = ("import time\nfrom grpo.engines.vllm import hard_deadline\n"
             "with hard_deadline(1, 'the vLLM weight sync'):\n    time.sleep(60)\n")
     t0 = time.monotonic()
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

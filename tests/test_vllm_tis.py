@@ -84,9 +84,9 @@ def test_trainer_tis_is_a_no_op_when_the_sampler_agrees_and_weights_tokens_when_
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from grpo.config import TrainConfig, load_config
-    from grpo.modeling import completion_logprobs, pack
+    from grpo.logprobs import completion_logprobs, pack
     from grpo.trainer import Rollout, policy_update
-    from grpo.vllm_engine import WeightSyncError
+    from grpo.engines.base import WeightSyncError
     from verifiers import Verdict
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)

@@ -505,17 +505,14 @@ def code_partial_batch(completions: Sequence[str], examples: Sequence[Mapping[st
     return verify_code_batch(completions, examples, partial=True, pool=pool)
 
 
-@register("code")
+@register("code", batch=code_verifier_batch)  # runs its own sandboxed processes
 def code_verifier(completion: str, example: Mapping[str, Any]) -> Verdict:
     """Correct (reward 1) iff the program passes every test; see the module docstring."""
     return code_verifier_batch([completion], [example])[0]
 
 
-@register("code_partial")
+@register("code_partial", batch=code_partial_batch)
 def code_partial(completion: str, example: Mapping[str, Any]) -> Verdict:
     """Reward = fraction of tests passed; correct only if all pass."""
     return code_partial_batch([completion], [example])[0]
 
-
-code_verifier.batch = code_verifier_batch  # type: ignore[attr-defined]  (verify_batch uses it)
-code_partial.batch = code_partial_batch    # type: ignore[attr-defined]

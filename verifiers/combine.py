@@ -4,15 +4,16 @@
 of its components' rewards. Its status is the first component's (the one that says whether
 the answer is right), except that the combination is ``unverifiable`` when any component is:
 a sum with a missing term is no reward. Each component keeps its own way of running
-(sandboxed, batched or in-process): the combination judges batches through ``verify_batch``.
+(sandboxed, batched or in-process) and the same deadline: ``verifiers.dispatch.verify_batch``
+judges a combination component by component.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
-from verifiers.registry import get_verifier, verify_batch
-from verifiers.types import Verdict, Verifier
+from verifiers.registry import VerifierSpec, get_verifier
+from verifiers.types import Verdict
 
 
 def combine_verdicts(parts: Sequence[Verdict], weights: Sequence[float], names: Sequence[str]) -> Verdict:
@@ -26,22 +27,10 @@ def combine_verdicts(parts: Sequence[Verdict], weights: Sequence[float], names: 
     return Verdict(parts[0].status, float(reward), reason, parts[0].extracted)
 
 
-def weighted(components: Mapping[str, float]) -> Verifier:
+def weighted(components: Mapping[str, float]) -> VerifierSpec:
     """A verifier that sums ``weight * reward`` over the named verifiers (first one gives the status)."""
     if not components:
         raise ValueError("weighted() needs at least one verifier, e.g. {'math': 1.0}")
-    names = list(components)
-    weights = [float(components[n]) for n in names]
-    fns = [get_verifier(n) for n in names]  # fails now, with the registry's message, on a bad name
-
-    def batch(completions: Sequence[str], examples: Sequence[Mapping[str, Any]]) -> list[Verdict]:
-        per_component = [verify_batch(fn, completions, examples) for fn in fns]
-        return [combine_verdicts([c[i] for c in per_component], weights, names) for i in range(len(completions))]
-
-    def combined(completion: str, example: Mapping[str, Any]) -> Verdict:
-        return batch([completion], [example])[0]
-
-    combined.batch = batch  # type: ignore[attr-defined]
-    combined.components = dict(zip(names, weights))  # type: ignore[attr-defined]
-    combined.__name__ = combined.__qualname__ = "weighted(" + ", ".join(f"{n}={w:g}" for n, w in zip(names, weights)) + ")"
-    return combined
+    parts = tuple((get_verifier(n), float(w)) for n, w in components.items())  # a bad name fails now
+    name = "weighted(" + ", ".join(f"{n}={w:g}" for n, w in components.items()) + ")"
+    return VerifierSpec(name=name, components=parts)

@@ -33,7 +33,7 @@ def think_format_reason(completion: str) -> str | None:
     return None
 
 
-@register("think_format")
+@register("think_format", isolated=False)  # one regex: cheap and trusted
 def think_format(completion: str, example: Mapping[str, Any]) -> Verdict:
     """Correct iff the completion is ``<think>reasoning</think> answer`` (one block, both non-empty)."""
     problem = think_format_reason(completion)

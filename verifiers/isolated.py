@@ -18,12 +18,16 @@ from __future__ import annotations
 import atexit
 import importlib
 import json
+import os
+import shutil
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from verifiers.types import VERDICT_STATUSES, Verdict, Verifier
+from verifiers.registry import VerifierSpec
+from verifiers.types import VERDICT_STATUSES, Verdict
 
 DEFAULT_TIMEOUT_S = 5.0
 DEFAULT_MEMORY_MB = 2048
@@ -34,28 +38,26 @@ DEFAULT_MEMORY_MB = 2048
 # --------------------------------------------------------------------------------------------
 def warm_up() -> None:
     """Called once in each sandbox worker (preload ``verifiers.isolated:warm_up``): imports the
-    built-in verifiers and runs each isolated one on its ``warm_up_cases``, so that every forked
+    built-in verifiers and runs each registered one on its ``warm_up_cases``, so that every forked
     child starts with parsers built and caches filled instead of building them per sample."""
     import logging
 
     logging.getLogger("math_verify").setLevel(logging.ERROR)  # "timeout is disabled" notices
     import verifiers  # noqa: F401  (registers the built-ins)
-    from verifiers.registry import _REGISTRY
+    from verifiers.registry import registered_specs
 
-    for fn in list(_REGISTRY.values()):
-        for completion, example in getattr(fn, "warm_up_cases", ()):
-            try:
-                fn(completion, example)
-            except Exception:  # warm-up is best effort; real calls report their own errors
-                pass
+    for spec in registered_specs():
+        for completion, example in spec.warm_up_cases:
+            spec.judge(completion, example)  # best effort: a failure here is only a cold cache
 
 
 def child_main() -> None:
-    """Judge one request ``{"verifier": ref, "completion": str, "example": {...}}`` from stdin."""
-    from verifiers.registry import _guarded_call, get_verifier
+    """Judge one request ``{"verifier": ref, "completion": str, "example": {...}, "finish_reason": str}``."""
+    from verifiers.registry import get_verifier
 
     request = json.loads(sys.stdin.read())
-    verdict = _guarded_call(get_verifier(request["verifier"]), request["completion"], request["example"])
+    spec = get_verifier(request["verifier"])
+    verdict = spec.judge(request["completion"], request["example"], request.get("finish_reason", "stop"))
     sys.stdout.write(json.dumps(verdict.to_dict()) + "\n")  # a raising verifier: an unverifiable verdict
 
 
@@ -65,18 +67,6 @@ CHILD_PROGRAM = "from verifiers.isolated import child_main\nchild_main()\n"
 # --------------------------------------------------------------------------------------------
 # The trusted parent
 # --------------------------------------------------------------------------------------------
-def verifier_ref(fn: Verifier) -> str:
-    """How a child process finds ``fn``: its registered name, else ``module:function``."""
-    name = getattr(fn, "verifier_name", None)
-    if name:
-        return name
-    module = getattr(fn, "__module__", None)
-    if not module or module == "__main__" or "<" in getattr(fn, "__qualname__", "<"):
-        raise ValueError(f"verifier {fn!r} runs isolated, so it must be a module-level function in an "
-                         "importable module (not __main__ or a closure); move it into a module")
-    return f"{module}:{fn.__qualname__}"
-
-
 def _import_root(module_name: str) -> str:
     """The sys.path directory that holds the top-level package of ``module_name``."""
     top = importlib.import_module(module_name.split(".")[0])
@@ -88,13 +78,36 @@ def _import_root(module_name: str) -> str:
     return str(path.parents[depth - 1])
 
 
+def _staged_copy(module_name: str, root: str) -> str:
+    """A world-readable copy of the top-level module or package ``module_name`` under ``root``.
+
+    As root, the sandbox drops to an unprivileged uid, which cannot read a plugin kept in a private
+    folder (a home directory of mode 0700, pytest's temporary folders). Copying just that module
+    or package (not the rest of the folder) into a fresh readable directory lets it import there.
+    """
+    top = module_name.split(".")[0]
+    stage = Path(tempfile.mkdtemp(prefix="rlvr-plugin-"))
+    atexit.register(shutil.rmtree, stage, ignore_errors=True)
+    source = Path(root) / top
+    if source.is_dir():
+        shutil.copytree(source, stage / top, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    else:
+        shutil.copy2(source.with_suffix(".py"), stage / f"{top}.py")
+    for path in [stage, *stage.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return str(stage)
+
+
 def import_paths_for(ref: str) -> list[str]:
     """Read-only directories the sandbox needs to import the verifier behind ``ref`` and its
     libraries: this package's root, the plugin module's root, and the installed packages."""
-    modules = ["verifiers", "sympy"]
+    roots = [_import_root(m) for m in ("verifiers", "sympy")]
     if ":" in ref:
-        modules.append(ref.partition(":")[0])
-    roots = [_import_root(m) for m in modules]
+        module_name = ref.partition(":")[0]
+        root = _import_root(module_name)
+        if os.geteuid() == 0 and os.stat(root).st_mode & 0o005 != 0o005:  # the sandbox's uid could not read it
+            root = _staged_copy(module_name, root)
+        roots.append(root)
     return list(dict.fromkeys(roots))
 
 
@@ -114,26 +127,34 @@ class IsolatedRunner:
         self.pool = SandboxPool(workers, limits=self.limits, preload=preload,
                                 import_paths=import_paths_for(ref))
 
-    def verify(self, completions: Sequence[str], examples: Sequence[Mapping[str, Any]]) -> list[Verdict]:
+    def verify(self, completions: Sequence[str], examples: Sequence[Mapping[str, Any]],
+               finish_reasons: Sequence[str] | None = None) -> list[Verdict]:
         from sandbox import Status
 
+        reasons = finish_reasons if finish_reasons is not None else ["stop"] * len(completions)
         jobs = [{"program": CHILD_PROGRAM,
-                 "stdin": json.dumps({"verifier": self.ref, "completion": c, "example": dict(e)}, default=str)}
-                for c, e in zip(completions, examples)]
+                 "stdin": json.dumps({"verifier": self.ref, "completion": c, "example": dict(e), "finish_reason": r},
+                                     default=str)}
+                for c, e, r in zip(completions, examples, reasons)]
         verdicts = []
         for result in self.pool.run_batch(jobs):
             if result.status is Status.TIMEOUT:
                 verdicts.append(Verdict("unverifiable", 0.0, f"verifier timed out after {self.timeout_s:g} s"))
             elif result.status is not Status.OK:
-                tail = (result.error or result.stderr or "").strip().splitlines()[-1:] or [""]
-                verdicts.append(Verdict("unverifiable", 0.0,
-                                        f"verifier process failed ({result.status.value}): {tail[0][:300]}"))
+                verdicts.append(Verdict("unverifiable", 0.0, _failure_reason(result)))
             else:
                 verdicts.append(_parse_reply(result.stdout))
         return verdicts
 
     def close(self) -> None:
         self.pool.close()
+
+
+def _failure_reason(result) -> str:
+    """Why a verifier process failed: its status, and the last line of its stderr (the exception)."""
+    stderr = (result.stderr or "").strip().splitlines()
+    tail = stderr[-1] if stderr else (result.error or "").strip()
+    return f"verifier process failed ({result.status.value}): {tail[:300]}"
 
 
 def _parse_reply(stdout: str) -> Verdict:
@@ -152,11 +173,11 @@ _RUNNERS: dict[tuple[str, float, int], IsolatedRunner] = {}
 _RUNNERS_LOCK = threading.Lock()
 
 
-def runner_for(fn: Verifier, *, timeout_s: float | None = None, memory_mb: int | None = None) -> IsolatedRunner:
-    """The shared runner for ``fn`` (started on first use, closed at exit)."""
-    timeout_s = timeout_s or getattr(fn, "timeout_s", None) or DEFAULT_TIMEOUT_S
+def runner_for(spec: VerifierSpec, *, timeout_s: float | None = None, memory_mb: int | None = None) -> IsolatedRunner:
+    """The shared runner for ``spec`` (started on first use, closed at exit)."""
+    timeout_s = timeout_s or spec.timeout_s or DEFAULT_TIMEOUT_S
     memory_mb = memory_mb or DEFAULT_MEMORY_MB
-    key = (verifier_ref(fn), float(timeout_s), int(memory_mb))
+    key = (spec.ref, float(timeout_s), int(memory_mb))
     with _RUNNERS_LOCK:
         runner = _RUNNERS.get(key)
         if runner is None:

@@ -310,7 +310,19 @@ def answers_equivalent(pred: str, gold: Any) -> bool:
     return judge(pred, parsed)[0]
 
 
-@register("math", isolated=True, timeout_s=5.0)  # sympy on model text: a sandboxed process per sample, killed at 5 s
+# Run once in each sandbox worker before it forks samples (``verifiers.isolated.warm_up``): builds the
+# LaTeX grammar and fills sympy's caches, so that each sample's process starts warm.
+_WARM_UP_CASES = [
+    ("So the answer is $\\boxed{\\dfrac{3}{4}}$.", {"answer": "0.75"}),
+    ("Thus $x = \\sqrt{2} + \\pi$, i.e. \\boxed{(1, 2]}.", {"answer": "(1,2]"}),
+    ("The answer is \\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", {"answer": "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}"}),
+    ("#### 1,234", {"answer": "1234"}),
+    ("\\boxed{x^2 + 2x + 1}", {"answer": "(x+1)^2"}),
+    ("The answer is (C).", {"answer": "C"}),
+]
+
+
+@register("math", isolated=True, timeout_s=5.0, warm_up_cases=_WARM_UP_CASES)  # sympy on model text: a sandboxed process per sample, killed at 5 s
 def math_verifier(completion: str, example: Mapping[str, Any]) -> Verdict:
     """Correct iff the final answer of ``completion`` is ``example['answer']`` (see the module doc)."""
     raw_gold = example.get("answer") if isinstance(example, Mapping) else None
@@ -328,15 +340,3 @@ def math_verifier(completion: str, example: Mapping[str, Any]) -> Verdict:
     if correct:
         return Verdict("correct", 1.0, reason, extracted=canonical)
     return Verdict("incorrect", 0.0, reason, extracted=canonical)
-
-
-# Run once in each sandbox worker before it forks samples (verifiers.isolated.warm_up): builds the
-# LaTeX grammar and fills sympy's caches, so that each sample's process starts warm.
-math_verifier.warm_up_cases = [  # type: ignore[attr-defined]
-    ("So the answer is $\\boxed{\\dfrac{3}{4}}$.", {"answer": "0.75"}),
-    ("Thus $x = \\sqrt{2} + \\pi$, i.e. \\boxed{(1, 2]}.", {"answer": "(1,2]"}),
-    ("The answer is \\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", {"answer": "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}"}),
-    ("#### 1,234", {"answer": "1234"}),
-    ("\\boxed{x^2 + 2x + 1}", {"answer": "(x+1)^2"}),
-    ("The answer is (C).", {"answer": "C"}),
-]

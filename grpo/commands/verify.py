@@ -34,6 +34,9 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             if not isinstance(row.get("completion"), str):
                 raise VerifyInputError(f"{path}:{lineno}: needs a string field 'completion' (the model's output); "
                                        f"fields present: {sorted(row)}")
+            if row.get("finish_reason", "stop") not in ("stop", "length"):
+                raise VerifyInputError(f"{path}:{lineno}: 'finish_reason' is {row['finish_reason']!r}; give 'stop' "
+                                       "(the completion ended) or 'length' (cut at max_new_tokens), or leave it out")
             yield lineno, row
 
 
@@ -57,16 +60,22 @@ def verify_file(verifier_name: str, input_path: str | Path, output_path: str | P
     if output_path.resolve() == input_path.resolve():
         raise VerifyInputError("--output must differ from --input (the input is read while the output is written)")
     verifier = get_verifier(verifier_name)  # a bad name fails here, before any work
+    if (note := verifier.deadline_note()) is not None and timeout_s is not None:
+        print(f"rlvr verify: warning: --timeout does not apply: {note}", file=log)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = output_path.with_name(f".{output_path.name}.tmp-{os.getpid()}")
     counts: Counter[str] = Counter()
+    first_unverifiable: str | None = None
     t0 = time.perf_counter()
     try:
         with open(tmp, "w", encoding="utf-8") as out:
             for chunk in _chunks(read_rows(input_path), chunk_rows):
-                verdicts = verify_batch(verifier, [r["completion"] for r in chunk], chunk, timeout_s=timeout_s)
+                verdicts = verify_batch(verifier, [r["completion"] for r in chunk], chunk, timeout_s=timeout_s,
+                                        finish_reasons=[r.get("finish_reason", "stop") for r in chunk])
                 for row, verdict in zip(chunk, verdicts):
                     counts[verdict.status] += 1
+                    if verdict.status == "unverifiable" and first_unverifiable is None:
+                        first_unverifiable = verdict.reason
                     out.write(json.dumps({**row, **verdict.to_dict()}, ensure_ascii=False) + "\n")
                 print(f"rlvr verify: {sum(counts.values())} rows judged", file=log, flush=True)
         os.replace(tmp, output_path)
@@ -77,4 +86,8 @@ def verify_file(verifier_name: str, input_path: str | Path, output_path: str | P
     summary = {"verifier": verifier_name, "rows": rows, **{s: counts.get(s, 0) for s in VERDICT_STATUSES},
                "seconds": round(seconds, 3), "rows_per_second": round(rows / seconds, 1) if seconds > 0 else None}
     print("rlvr verify: " + ", ".join(f"{k}={v}" for k, v in summary.items()), file=log, flush=True)
+    if rows and counts.get("unverifiable", 0) == rows:
+        raise VerifyInputError(f"every row is unverifiable: the verifier could not judge any of them (first reason: "
+                               f"{first_unverifiable}). Check that the rows carry the fields {verifier_name!r} reads, "
+                               f"and that the verifier runs (rlvr verify prints its error per row in {output_path})")
     return summary

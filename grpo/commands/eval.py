@@ -22,7 +22,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence, TextIO
 
-from grpo.config import ConfigError
+from grpo.config import ConfigError, ModelConfig, RolloutConfig, field_docs
+from grpo.engines.base import SamplingParams
 
 DEFAULT_N = 16
 
@@ -55,6 +56,29 @@ def default_output_dir(model: str, model_path: str, task_name: str, split: str) 
     return Path("runs") / "eval" / f"{name}-{label}"
 
 
+# what `rlvr eval` samples with unless told otherwise: the SamplingParams defaults, longer completions
+EVAL_SAMPLING = SamplingParams(max_new_tokens=512)
+
+
+def add_sampling_arguments(p: argparse.ArgumentParser, defaults: SamplingParams) -> None:
+    """One flag per field of ``SamplingParams`` (``--top-p`` for ``top_p``), documented from the field docs."""
+    docs = field_docs(SamplingParams)
+    for f in dataclasses.fields(SamplingParams):
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        if f.name == "stop":  # a list: one flag per string
+            p.add_argument(flag, action="append", metavar="STRING", default=None,
+                           help=f"{docs[f.name]}; repeatable (default: the task's own, e.g. HumanEval's)")
+        else:
+            p.add_argument(flag, type=type(default), default=default, help=f"{docs[f.name]} (default {default})")
+
+
+def sampling_from_args(args: argparse.Namespace, task_stop: Sequence[str]) -> SamplingParams:
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(SamplingParams)}
+    values["stop"] = tuple(values["stop"]) if values["stop"] is not None else tuple(task_stop)
+    return SamplingParams(**values)
+
+
 def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, metavar="PATH_OR_HUB_ID",
                    help="a model folder, a run folder (its newest complete checkpoint), a checkpoint folder, "
@@ -69,12 +93,7 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, metavar="N", help="evaluate only the first N problems of the split")
     p.add_argument("--output", metavar="DIR", help="report folder (default: RUN/eval/step-N-TASK-SPLIT for a run's "
                                                    "checkpoint, else runs/eval/MODEL-TASK-SPLIT)")
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1.0; 0 = greedy)")
-    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default 1.0)")
-    p.add_argument("--top-k", type=int, default=0, help="top-k sampling (default 0 = off)")
-    p.add_argument("--max-new-tokens", type=int, default=512, help="longest completion in tokens (default 512)")
-    p.add_argument("--stop", action="append", metavar="STRING",
-                   help="a stop string; repeatable (default: the task's own, e.g. HumanEval's)")
+    add_sampling_arguments(p, EVAL_SAMPLING)
     p.add_argument("--chat-template", dest="chat_template", action="store_true", default=None,
                    help="render prompts with the tokenizer's chat template (default: as the task says)")
     p.add_argument("--no-chat-template", dest="chat_template", action="store_false", help="plain prompts")
@@ -82,40 +101,19 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="per-sample deadline of sandboxed verifiers")
     p.add_argument("--seed", type=int, default=0, help="sampling and bootstrap seed (default 0)")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals (0 = none)")
-    p.add_argument("--engine", choices=["hf", "vllm"], default="hf", help="rollout engine (default hf)")
+    p.add_argument("--engine", choices=["auto", "hf", "vllm"], default="auto",
+                   help="rollout engine, as rollout.engine in training (default auto: vllm where installed for "
+                        "models of >= 30M parameters, else hf)")
     p.add_argument("--batch-size", type=int, default=64, help="sequences generated at once by the hf engine")
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _build_engine(engine: str, model_path: str, dtype: str, seed: int, batch_size: int):
-    """(engine, tokenizer) for sampling; the HF engine holds the model itself."""
-    from grpo.config import ModelConfig
-    from grpo.modeling import load_policy
-
-    if engine == "vllm":
-        from transformers import AutoTokenizer
-
-        from grpo.vllm_engine import VLLMEngine, vllm_available
-
-        if not vllm_available():
-            raise ConfigError("--engine vllm: vLLM is not installed; pip install 'rlvr[vllm]', or use --engine hf")
-        tokenizer = AutoTokenizer.from_pretrained(model_path)
-        return VLLMEngine(model_path, tokenizer, dtype=dtype, seed=seed, gpu_memory_utilization=0.85,
-                          sleep_level=0), tokenizer
-    from grpo.hf_engine import HFEngine
-
-    model, tokenizer = load_policy(ModelConfig(path=model_path, dtype=dtype))
-    model.eval()
-    return HFEngine(model, tokenizer, batch_size=batch_size), tokenizer
-
-
 def run_eval(model: str, task_name: str, *, n: int = DEFAULT_N, ks: str | None = None, split: str = "test",
-             limit: int | None = None, output: str | None = None, temperature: float = 1.0, top_p: float = 1.0,
-             top_k: int = 0, max_new_tokens: int = 512, stop: Sequence[str] | None = None,
+             limit: int | None = None, output: str | None = None, sampling: SamplingParams | None = None,
              chat_template: bool | None = None, verifier: str | None = None, timeout_s: float | None = None,
-             seed: int = 0, bootstrap: int = 1000, engine: str = "hf", batch_size: int = 64,
+             seed: int = 0, bootstrap: int = 1000, engine: str = "auto", batch_size: int = 64,
              dtype: str = "float32", threads: int = 0, show_progress: bool = True,
              log: TextIO = sys.stderr) -> dict[str, Any]:
     """Evaluate ``model`` on ``task_name``; writes the reports and returns the summary document."""
@@ -145,22 +143,23 @@ def run_eval(model: str, task_name: str, *, n: int = DEFAULT_N, ks: str | None =
     import torch
     from tqdm import tqdm
 
+    from grpo.engines.factory import build_engine, engine_name
     from grpo.eval import evaluate, summary_dict, write_reports
-    from grpo.modeling import quiet_transformers, resolve_model_path, set_threads
-    from grpo.rollout import SamplingParams
+    from grpo.models import load_tokenizer, quiet_transformers, resolve_model_path, set_threads
 
-    try:
-        sampling = SamplingParams(temperature=temperature, top_p=top_p, top_k=top_k, max_new_tokens=max_new_tokens,
-                                  stop=tuple(stop) if stop is not None else task.stop)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
+    sampling = sampling or dataclasses.replace(EVAL_SAMPLING, stop=task.stop)
     quiet_transformers()
     set_threads(threads)
     model_path = resolve_model_path(model)
     out_dir = Path(output) if output else default_output_dir(model, model_path, task.name, split)
     print(f"rlvr eval: {task.name} ({split}), {len(rows)} problems x {n} samples; model {model_path}", file=log)
     t0 = time.perf_counter()
-    sampler, tokenizer = _build_engine(engine, model_path, dtype, seed, batch_size)
+    model_cfg = ModelConfig(path=model_path, dtype=dtype)
+    tokenizer = load_tokenizer(model_cfg)
+    # evaluation owns the machine: vLLM takes most of the GPU and never sleeps
+    rollout = RolloutConfig(engine=engine, batch_size=batch_size, gpu_memory_utilization=0.85, vllm_sleep_level=0)
+    engine = engine_name(rollout, model_cfg)
+    sampler = build_engine(rollout, model_cfg, tokenizer, seed=seed)
     prompts = [task.prompt(r, tokenizer) for r in rows]
     prompt_ids = [task.encode(r, tokenizer) for r in rows]
     t_load = time.perf_counter() - t0
@@ -175,8 +174,7 @@ def run_eval(model: str, task_name: str, *, n: int = DEFAULT_N, ks: str | None =
                       progress=lambda done: bar.update(done - bar.n))
     bar.close()
     t_eval = time.perf_counter() - t0
-    if hasattr(sampler, "close"):
-        sampler.close()
+    sampler.close()
 
     # 4. reports
     meta = {
@@ -189,8 +187,7 @@ def run_eval(model: str, task_name: str, *, n: int = DEFAULT_N, ks: str | None =
         "verifier": verifier_name,
         "use_chat_template": task.use_chat_template,
         "engine": engine,
-        "sampling": {"temperature": temperature, "top_p": top_p, "top_k": top_k, "max_new_tokens": max_new_tokens,
-                     "stop": list(sampling.stop)},
+        "sampling": {**dataclasses.asdict(sampling), "stop": list(sampling.stop)},
         "ks": list(k_values),
         "seed": seed,
         "bootstrap": bootstrap,
@@ -210,8 +207,10 @@ def run_eval(model: str, task_name: str, *, n: int = DEFAULT_N, ks: str | None =
 
 
 def run_from_args(args: argparse.Namespace) -> None:
+    from tasks import get_task
+
+    sampling = sampling_from_args(args, get_task(args.task).stop)
     run_eval(args.model, args.task, n=args.n, ks=args.k, split=args.split, limit=args.limit, output=args.output,
-             temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, max_new_tokens=args.max_new_tokens,
-             stop=args.stop, chat_template=args.chat_template, verifier=args.verifier, timeout_s=args.timeout,
+             sampling=sampling, chat_template=args.chat_template, verifier=args.verifier, timeout_s=args.timeout,
              seed=args.seed, bootstrap=args.bootstrap, engine=args.engine, batch_size=args.batch_size,
              dtype=args.dtype, threads=args.threads, show_progress=not args.no_progress)

@@ -18,11 +18,11 @@ from typing import Sequence
 
 import torch
 
-from grpo.config import ConfigError, ModelConfig, SFTConfig, TrainConfig, load_config
+from grpo.config import ConfigError, ModelConfig, RolloutConfig, SFTConfig, TrainConfig, load_config
+from grpo.engines.base import SamplingParams
+from grpo.engines.factory import build_engine
 from grpo.eval import EvalResult, evaluate
-from grpo.hf_engine import HFEngine
-from grpo.modeling import load_policy, quiet_transformers, set_threads
-from grpo.rollout import SamplingParams
+from grpo.models import load_tokenizer, quiet_transformers, set_threads
 from grpo.sft import train_sft
 from grpo.tiny_model import build_tiny_policy_for_task
 from grpo.trainer import train
@@ -42,13 +42,14 @@ def evaluate_model(model_dir: str | Path, task_name: str, problems: int, max_new
     """pass@1 / pass@8 of a saved model on the first ``problems`` held-out problems."""
     set_threads(threads)
     torch.manual_seed(seed)
-    model, tokenizer = load_policy(ModelConfig(path=str(model_dir)))
+    model_cfg = ModelConfig(path=str(model_dir))
+    tokenizer = load_tokenizer(model_cfg)
     task = get_task(task_name)
     rows = task.rows("test", problems)
     if len(rows) < problems:
         raise ConfigError(f"task {task_name!r} has only {len(rows)} held-out problems; ask for at most that many")
     prompt_ids = [task.encode(r, tokenizer) for r in rows]
-    engine = HFEngine(model, tokenizer, batch_size=512)
+    engine = build_engine(RolloutConfig(engine="hf", batch_size=512), model_cfg, tokenizer)
     sampling = SamplingParams(temperature=EVAL_TEMPERATURE, max_new_tokens=max_new_tokens)
     return evaluate(engine, prompt_ids, rows, get_verifier(task.verifier), n=EVAL_N, ks=EVAL_KS, sampling=sampling)
 

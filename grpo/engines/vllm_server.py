@@ -41,8 +41,7 @@ from typing import Any, Iterable, Sequence
 
 import torch
 
-from grpo.rollout import Completions, SamplingParams
-from grpo.vllm_engine import WeightSyncError
+from grpo.engines.base import Completions, SamplingParams, WeightSyncError
 
 
 def weights_to_bytes(named_tensors: Iterable[tuple[str, torch.Tensor]]) -> bytes:
@@ -69,7 +68,7 @@ class VLLMServerEngine:
         self.sync_timeout_s = sync_timeout_s
         self.generate_timeout_s = generate_timeout_s
         health = self._request("GET", "/health", None, connect_timeout_s, "reach")
-        self.model = health.get("model")
+        self.model_path = health.get("model")  # what the server loaded at start
 
     def _request(self, method: str, path: str, body: bytes | None, timeout_s: float, what: str,
                  content_type: str = "application/json") -> dict[str, Any]:
@@ -98,6 +97,9 @@ class VLLMServerEngine:
         return Completions(prompt_index=out["prompt_index"], token_ids=out["token_ids"], text=out["text"],
                            logprobs=out["logprobs"], finish_reason=out["finish_reason"])
 
+    def close(self) -> None:
+        """Nothing to free here: the server owns its engine and keeps running for the next client."""
+
     def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
         payload = weights_to_bytes(named_tensors)
         try:
@@ -111,7 +113,7 @@ class VLLMServerEngine:
 
 
 def _handler(engine, model_path: str, sync_timeout_s: float):
-    from grpo.vllm_engine import hard_deadline
+    from grpo.engines.vllm import hard_deadline
 
     state = {"weights_version": 0}
 
@@ -171,8 +173,8 @@ def serve(model_path: str, *, host: str = "127.0.0.1", port: int = 8000, dtype: 
     """Load ``model_path`` into vLLM and serve the channel above until interrupted."""
     from transformers import AutoTokenizer
 
-    from grpo.modeling import resolve_model_path
-    from grpo.vllm_engine import VLLMEngine
+    from grpo.models import resolve_model_path
+    from grpo.engines.vllm import VLLMEngine
 
     path = resolve_model_path(model_path)
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)

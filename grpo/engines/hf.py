@@ -16,7 +16,7 @@ import torch
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 from transformers.generation.stopping_criteria import EosTokenCriteria, StopStringCriteria
 
-from grpo.rollout import Completions, SamplingParams
+from grpo.engines.base import Completions, SamplingParams
 
 
 class _WarpAndRecord(LogitsProcessor):
@@ -99,6 +99,9 @@ class HFEngine:
                 target = params[name]
                 if target.data_ptr() != tensor.data_ptr():
                     target.copy_(tensor)
+
+    def close(self) -> None:
+        """Nothing to free: the engine holds the trainer's own module."""
 
     @torch.no_grad()
     def generate(self, prompt_ids: Sequence[Sequence[int]], n: int, sampling: SamplingParams) -> Completions:

@@ -1,0 +1,76 @@
+"""Loading models: a model folder, a run folder (its newest checkpoint) or a hub id, in a dtype."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from grpo.checkpoint import latest_checkpoint
+from grpo.config import ConfigError, ModelConfig
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def quiet_transformers() -> None:
+    """No per-shard progress bars or advisory warnings in our logs."""
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+    logging.set_verbosity_error()
+
+
+def resolve_model_path(path: str) -> str:
+    """A model folder as is; a run folder -> its newest checkpoint; anything else is a hub id."""
+    p = Path(path)
+    if (p / "config.json").is_file():
+        return str(p)
+    if p.is_dir():
+        ckpt = latest_checkpoint(p)
+        if ckpt is None:
+            raise ConfigError(
+                f"model.path {path!r} is a folder with neither config.json nor a complete checkpoints/step-N; "
+                "point it at a saved model or at a run folder that finished a checkpoint"
+            )
+        return str(ckpt)
+    return path  # a hub id: from_pretrained resolves (or, offline, explains) it
+
+
+def _load_error(cfg: ModelConfig, exc: Exception) -> ConfigError:
+    return ConfigError(
+        f"cannot load model.path {cfg.path!r} ({exc}). Give a local folder with config.json and weights, "
+        "a run folder with checkpoints, or a hub id while online (offline: set HF_HUB_OFFLINE=1 and use a cached id)"
+    )
+
+
+def load_tokenizer(cfg: ModelConfig):
+    """The model's tokenizer; it gets a pad token (its EOS) if it lacks one."""
+    from transformers import AutoTokenizer
+
+    quiet_transformers()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(cfg.path), trust_remote_code=cfg.trust_remote_code)
+    except OSError as exc:
+        raise _load_error(cfg, exc) from exc
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_policy(cfg: ModelConfig):
+    """(model, tokenizer) for training."""
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = load_tokenizer(cfg)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            resolve_model_path(cfg.path), dtype=DTYPES[cfg.dtype], trust_remote_code=cfg.trust_remote_code
+        )
+    except OSError as exc:
+        raise _load_error(cfg, exc) from exc
+    return model, tokenizer
+
+
+def set_threads(threads: int) -> None:
+    if threads > 0:
+        torch.set_num_threads(threads)
