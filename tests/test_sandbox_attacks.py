@@ -77,6 +77,10 @@ def _memory_cgroup(limit_bytes: int):
     def undo():
         try:
             (base / "cgroup.procs").write_text(str(os.getpid()))
+            # The pools' run cgroups were made below this one (sandbox/cgroups.py nests them under
+            # the caller's cgroup): their workers are closed by now; remove them, deepest first.
+            for sub in sorted((p for p in child.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+                sub.rmdir()
             child.rmdir()
         except OSError:
             pass
