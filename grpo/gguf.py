@@ -171,7 +171,7 @@ def load_gguf_tokenizer(path: str | Path):
 def _gguf_model_kwargs() -> dict[str, Any]:
     """Ask transformers to dequantize every tensor. Newer releases can keep some architectures'
     weights packed in GGUF blocks (when the ``kernels`` package is present); those cannot be
-    moved into a plain model, so say so explicitly where the option exists."""
+    moved into a plain model, so dequantization is asked for explicitly where the option exists."""
     try:
         from transformers import GgufConfig
     except ImportError:  # older releases always dequantize
