@@ -467,19 +467,57 @@ def test_math_verifier_table(case: Case):
     assert verdict.reason
 
 
-CASES_FILE = Path(__file__).parent / "data" / "math_cases.jsonl"
+CASES_FILES = sorted((Path(__file__).parent / "data").glob("math_cases*.jsonl"))
 
 
-def test_labeled_cases_file():
-    """A second labeled set, written in other styles (three batches, each first run blind): every case holds."""
-    rows = [json.loads(line) for line in CASES_FILE.read_text().splitlines() if line.strip()]
-    assert len(rows) >= 400
+@pytest.mark.parametrize("path", CASES_FILES, ids=[p.name for p in CASES_FILES])
+def test_labeled_cases_file(path):
+    """Labeled sets written in other styles, each batch first run blind: math_cases.jsonl (three batches),
+    math_cases_issue13.jsonl (short cases of each class of issue 13), math_cases_cot.jsonl (long chain of
+    thought written the way models write it: <think> blocks, markdown steps, self-corrections, truncation).
+    Rows may carry ``finish_reason`` ("length": cut at max_new_tokens). Every case holds."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    assert len(rows) >= 50
     misses = []
     for row in rows:
-        verdict = math_verifier(row["completion"], {"answer": row["gold"]})
+        verdict = math_verifier(row["completion"], {"answer": row["gold"]}, finish_reason=row.get("finish_reason", "stop"))
         if verdict.status != row["expected"]:
             misses.append(f"{row['id']}: expected {row['expected']}, got {verdict.status} ({verdict.reason})")
     assert not misses, "\n".join(misses)
+
+
+def test_labeled_cases_cover_issue_13():
+    rows = [json.loads(line) for p in CASES_FILES if p.name != "math_cases.jsonl" for line in p.read_text().splitlines()]
+    categories = {r["category"] for r in rows}
+    assert {"meaning", "conflict", "truncated", "bignum", "fallback", "prose"} <= categories
+    assert sum(r.get("finish_reason") == "length" for r in rows) >= 20
+    assert sum(r["hack"] for r in rows) >= 80 and all(r["expected"] == "incorrect" for r in rows if r["hack"])
+
+
+@pytest.mark.parametrize(
+    "completion, gold, stop, length",
+    [
+        ("She sells 9 eggs at $2 each, so she makes 9 * 2 = 18 dollars.", "18", C, I),  # the fallback: not when cut
+        ("So she makes 18 dollars.\n\nThe answer is $\\boxed{18}$.", "18", C, C),  # explicit: counts when cut
+        ("The answer is 18.\n\nTo double-check: 9 * 2 =", "18", C, C),
+        ("Let me add them. The answer is 1", "18", I, I),
+        ("<think>\n2 + 3 = 5, so $\\boxed{5}$. But let me recheck the", "5", C, I),  # never left the <think> block
+        ("<think>\n2 + 3 = 5\n</think>\n\n$\\boxed{5}$", "5", C, C),
+    ],
+)
+def test_finish_reason(completion, gold, stop, length):
+    assert math_verifier(completion, {"answer": gold}).status == stop
+    assert math_verifier(completion, {"answer": gold}, finish_reason="stop").status == stop
+    verdict = math_verifier(completion, {"answer": gold}, finish_reason="length")
+    assert verdict.status == length and verdict.reason
+
+
+def test_finish_reason_is_checked_and_reaches_the_verifier():
+    with pytest.raises(ValueError, match="finish_reason='cut'.*stop, length"):
+        math_verifier("\\boxed{5}", {"answer": "5"}, finish_reason="cut")
+    spec = get_verifier("math")
+    assert spec.takes_finish_reason  # the dispatcher passes finish_reason="length" for cut completions
+    assert spec.judge("so 2 + 3 = 5.", {"answer": "5"}, "length").status == I
 
 
 def test_table_is_broad():
@@ -490,7 +528,7 @@ def test_table_is_broad():
 
 
 def test_registered_by_name_and_reports_what_it_read():
-    assert get_verifier("math") is math_verifier
+    assert get_verifier("math").fn is math_verifier  # the registry describes it in a VerifierSpec
     verdict = math_verifier("So $p = \\boxed{\\dfrac{2}{4}}$.", {"answer": "0.5"})
     assert verdict.extracted == "1/2"  # one spelling per value, for majority voting
     assert math_verifier("nothing", {"answer": "0.5"}).extracted is None
@@ -507,6 +545,25 @@ def test_registered_by_name_and_reports_what_it_read():
         ("no numbers here", "7", None, "last_number"),
         ("\\boxed{4} or \\boxed{5}", "5", None, "boxed"),
         ("\\boxed{1} and \\boxed{2}", "\\{1, 2\\}", "1, 2", "boxed"),
+        # several statements: one rule for boxes and phrases
+        ("The answer is 12. Wait. The answer is 10.", "10", None, "anchor"),
+        ("The answer is 10. Yes, the answer is 10.", "10", "10", "anchor"),
+        ("So $a = \\boxed{3}$ and $b = \\boxed{4}$; the answer is $a + b = \\boxed{7}$.", "7", "7", "boxed"),
+        ("First $x = \\boxed{3}$. The answer is $7$.", "7", "$7$", "anchor"),
+        ("So $x = \\boxed{3}$ and $\\boxed{5}$.", "3", "5", "boxed"),
+        ("At first I thought the answer is 12, but no. The answer is 10.", "10", "10", "anchor"),
+        ("The answer is 5. Wait, that's wrong.", "5", None, "anchor"),
+        ("The answer is not $\\boxed{5}$.", "5", None, "none"),
+        ("The answer is not 14. 7 * 2 = 14", "14", None, "none"),
+        ("7 * 2 = 14\n\nThe answer is:", "14", None, "none"),
+        ("## Final Answer\n\nJanet makes $18 every day.", "18", "18", "anchor"),
+        ("**Final Answer**\n\nThe fastest runner is Evelyn.", "\\text{Evelyn}", "Evelyn", "anchor"),
+        # the closing sentence
+        ("The train arrives at 3:45 PM.", "3:45 PM", "3:45 PM", "last_number"),
+        ("It takes 3 hours and 20 minutes.", "200", "3 hours and 20 minutes", "last_number"),
+        ("Hmm, could it be 14?", "14", None, "last_number"),
+        ("We get 14. Anyway, let me describe the general strategy for problems like this one.", "14", None, "last_number"),
+        ("| n | value |\n|---|---|\n| 3 | 14 |", "14", None, "last_number"),
     ],
 )
 def test_extract_answer(completion, gold, answer, source):

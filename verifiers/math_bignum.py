@@ -243,13 +243,9 @@ class _Parser:
 # ---------------------------------------------------------------- exact values, when cheap
 
 
-def bits_bound(node: Node) -> float:
-    """An upper bound on the bits of the exact value (numerator and denominator together); inf if huge."""
-    return _bits(node)
-
-
 @lru_cache(maxsize=2048)
 def _bits(node: Node) -> float:
+    """An upper bound on the bits of the exact value (numerator and denominator together); inf if huge."""
     if isinstance(node, Num):
         return node.value.numerator.bit_length() + node.value.denominator.bit_length()
     a = [_bits(x) for x in node.args]

@@ -16,6 +16,7 @@ A percent sign may be dropped or applied: ``50%`` matches ``50`` and ``0.5``, bu
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 
 import sympy
 from sympy.core.function import AppliedUndef
@@ -23,7 +24,10 @@ from sympy.core.function import AppliedUndef
 from verifiers import math_bignum
 from verifiers.math_normalize import normalize_text
 from verifiers.math_latex import is_name
+from verifiers.math_quantities import ClockTime, Date, Duration, Ratio, number_states_quantity, quantity_equivalent
 from verifiers.math_values import Collection, Equation, Interval, Intervals, Matrix, Scalar, Text, Value
+
+_QUANTITIES = (Ratio, ClockTime, Date, Duration)
 
 MIN_APPROX_DIGITS = 6
 _DIGITS = 50
@@ -33,6 +37,8 @@ _POINTS = [sympy.Rational(p, q) for p, q in ((7, 5), (23, 13), (9, 17), (31, 7),
 
 def equivalent(pred: Value, gold: Value) -> bool:
     """True when ``pred`` states the gold answer (the relation is not symmetric: the gold's form decides)."""
+    if isinstance(gold, _QUANTITIES):
+        return quantity_equivalent(pred, gold, _rational(pred))
     if isinstance(gold, Scalar):
         return _matches_scalar(pred, gold)
     if isinstance(gold, Equation):
@@ -63,9 +69,19 @@ def same_answer(a: Value, b: Value) -> bool:
 # ---------------------------------------------------------------- scalars
 
 
+def _rational(value: Value) -> Fraction | None:
+    """The value of a plain rational number, else None."""
+    if isinstance(value, Scalar) and value.big is None and value.expr.is_Rational and not value.percent:
+        return Fraction(int(value.expr.p), int(value.expr.q))
+    return None
+
+
 def _matches_scalar(pred: Value, gold: Scalar) -> bool:
     if isinstance(pred, Scalar):
         return scalars_equal(pred, gold)
+    if isinstance(pred, _QUANTITIES):
+        number = _rational(gold)
+        return number is not None and number_states_quantity(number, pred)
     if isinstance(pred, Equation):
         value = equation_value(pred, constant=is_constant(gold.expr))
         return value is not None and _matches_scalar(value, gold)

@@ -1,22 +1,34 @@
-"""Finding the final answer in a completion: boxes, answer phrases, ``####``, the last number.
+"""Finding where a completion states its final answer: boxes, answer phrases, ``####``.
 
-Pure text scanning (linear, no backtracking-prone patterns on long spans): these
-functions only locate candidate answer strings. Deciding which one counts (several
-different boxes, hedges) needs the parser and lives in ``verifiers.math``.
+Pure text scanning (linear, no backtracking-prone patterns on long spans): these functions
+only locate the statements of an answer and what surrounds them (a negation before a box,
+a question mark after a phrase, an assignment ``a = \\boxed{3}`` that names a value on the
+way). Deciding which one counts (several different answers, hedges) needs the parser and
+lives in ``verifiers.math``; reading a closing sentence is ``verifiers.math_closing``.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from typing import Literal
 
 _BOX_COMMANDS = re.compile(r"\\(?:boxed|fbox|framebox)(?![A-Za-z])")
-_THINK_END = "</think>"
+_THINK_START, _THINK_END = "<think>", "</think>"
 
 
-def final_section(completion: str) -> str:
-    """The part after a closed ``<think>`` block, where a reasoning model states its answer."""
+def final_section(completion: str, truncated: bool = False) -> str | None:
+    """The part after a closed ``<think>`` block, where a reasoning model states its answer.
+
+    None when a completion cut at max_new_tokens (``truncated``) never closed its ``<think>``
+    block: everything in it is reasoning, nothing is a final answer.
+    """
     head, sep, tail = completion.rpartition(_THINK_END)
-    return tail if sep and tail.strip() else completion
+    if sep:
+        return tail if tail.strip() else completion
+    if truncated and _THINK_START in completion:
+        return None
+    return completion
 
 
 def box_spans(text: str) -> tuple[list[tuple[int, int, int, int]], bool]:
@@ -81,12 +93,41 @@ def _closing_brace(text: str, open_index: int) -> int | None:
     return None
 
 
-# ---------------------------------------------------------------- answer phrases
+# ---------------------------------------------------------------- answer statements
+
+StatementKind = Literal["boxed", "anchor", "gsm8k"]
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One place where the completion states a final answer: a box, or the text after an answer phrase.
+
+    ``intermediate``: a box that names a value on the way (``a = \\boxed{3}``); it does not count
+    as an answer when a final statement follows it.
+    """
+
+    kind: StatementKind
+    text: str
+    start: int
+    end: int
+    intermediate: bool = False
+
+
+@dataclass(frozen=True)
+class Statements:
+    """Every answer statement of a text, in order, and what makes a missing one telling."""
+
+    items: tuple[Statement, ...]
+    unclosed_box: bool = False  # the last \boxed{ never closes
+    silenced: str = ""  # why the fallback must not look for a number: "The answer is:" with nothing after it,
+    #                     a negated or questioned statement ("The answer is not 14"), a negated box
+
 
 _ANCHORS = [
     ("gsm8k", re.compile(r"^[ \t]*#{4}[ \t]*", re.M)),
     ("anchor", re.compile(r"\bfinal\s+answer\s*(?:is\b|:|=)\s*:?", re.I)),
     ("anchor", re.compile(r"\bfinal\s+answer[ \t]*:?[ \t]*$", re.I | re.M)),
+    ("anchor", re.compile(r"^\W*answer\W*$", re.I | re.M)),  # "**Answer**", "## Answer" as a heading
     (
         "anchor",
         re.compile(
@@ -103,26 +144,122 @@ _SENTENCE_CUT = re.compile(
     r"(?:which|because|since|as\s+(?:this|it|the|we)|so\s+(?:the|that|we)|where|when|given|not)\b",
     re.I,
 )
+_NEGATED_CONTENT = re.compile(r"^\s*(?:n't|not|never|(?:definitely|certainly|clearly|surely)\s+not)\b", re.I)
+_NOT_A_CLAIM = re.compile(  # the sentence around an answer phrase makes it hypothetical or past
+    r"\b(?:if|suppose|supposing|assuming|assume|at\s+first|initially|originally|previously|earlier|i\s+thought"
+    r"|we\s+thought|one\s+might|might\s+think|would\s+think|mistakenly|incorrectly|whether|unless)\b",
+    re.I,
+)
+_SENTENCE_START = re.compile(r"(?:[.!?]\s+|\n)(?=[^.!?\n]*$)")
+_NEGATION_BEFORE_BOX = re.compile(
+    r"(?:\bnot|n't|\bnever|\\neq?|\\ne|≠)\s*(?:\$|\\\(|\\\[|\s)*$", re.I
+)
+_NAME = r"[A-Za-z](?:_\{?\w+\}?)?'*(?:\([^()=$]{0,12}\))?"
+_ASSIGNMENT_BEFORE_BOX = re.compile(r"(?:^|[\s(,;])" + _NAME + r"\s*=\s*(?:[^=$]{0,40}=\s*)*$")
 
 
-def anchored_answer(text: str) -> tuple[str | None, str]:
-    """Text after the last answer phrase (``The answer is``, ``Final Answer:``, ``#### ``), cut at the sentence end."""
-    text = _MARKDOWN_EMPHASIS.sub("", text)
-    best = None
-    for source, pattern in _ANCHORS:
-        for m in pattern.finditer(text):
-            if best is None or m.start() > best[0] or (m.start() == best[0] and m.end() > best[1]):
-                best = (m.start(), m.end(), source)
-    if best is None:
-        return None, "none"
-    rest = text[best[1] :]
-    line_end = rest.find("\n")
-    line = rest if line_end < 0 else rest[:line_end]
-    if not line.strip():  # "Final Answer:\n\n$42$"
-        following = [l for l in rest.split("\n") if l.strip()]
-        line = following[0] if following else ""
-    answer = _cut_sentence(line[:_MAX_CAPTURE]).strip().strip("*").strip()
-    return (answer or None), best[2]
+def answer_statements(text: str, truncated: bool = False) -> Statements:
+    """Boxes and answer phrases of ``text``, in order (a phrase whose answer is a box is that box).
+
+    ``truncated``: the text was cut at max_new_tokens, so a phrase whose answer runs into the
+    cut may be incomplete (``The answer is 1`` of ``... is 125``) and is not a statement.
+    """
+    spans, unclosed = box_spans(text)
+    items: list[Statement] = []
+    silenced = ""
+    for box_start, box_end, a, b in spans:
+        before = text[max(0, box_start - 40) : box_start]
+        if _NEGATION_BEFORE_BOX.search(before):
+            silenced = "the box is negated"
+            continue
+        items.append(Statement("boxed", text[a:b], box_start, box_end, _intermediate_box(text, box_start)))
+    phrases, phrase_silenced = _phrases(text, spans, truncated)
+    items += phrases
+    items.sort(key=lambda st: st.start)
+    last_anchor = max((p for p in phrases), key=lambda st: st.start, default=None)
+    if phrase_silenced and (last_anchor is None or phrase_silenced[0] > last_anchor.start):
+        silenced = silenced or phrase_silenced[1]
+    return Statements(tuple(items), unclosed, silenced)
+
+
+def _intermediate_box(text: str, box_start: int) -> bool:
+    """``$a = \\boxed{3}$``, ``$l = 2w = \\boxed{10}$``: a named value on the way, unless an answer phrase
+    introduces it (``the answer is $x = \\boxed{3}$``)."""
+    line_start = text.rfind("\n", 0, box_start) + 1
+    before = text[max(line_start, box_start - 80) : box_start]
+    math_start = max(before.rfind("$"), before.rfind("\\("), before.rfind("\\["))
+    formula = before[math_start + 1 :] if math_start >= 0 else before
+    if not _ASSIGNMENT_BEFORE_BOX.search(formula.lstrip("(")):
+        return False
+    sentence = before[: math_start if math_start >= 0 else len(before)]
+    return "answer" not in sentence[_last_sentence_start(sentence) :].lower()
+
+
+def _last_sentence_start(text: str) -> int:
+    m = _SENTENCE_START.search(text)
+    return m.end() if m else 0
+
+
+def _phrases(text: str, boxes: list[tuple[int, int, int, int]], truncated: bool) -> tuple[list[Statement], tuple[int, str] | None]:
+    """Statements made by answer phrases, and the last phrase that says nothing (position, why)."""
+    plain = _MARKDOWN_EMPHASIS.sub(lambda m: " " * len(m.group()), text)  # same offsets
+    matches = sorted(
+        ((m.start(), m.end(), kind) for kind, pattern in _ANCHORS for m in pattern.finditer(plain)),
+        key=lambda t: (t[0], -t[1]),
+    )
+    kept: list[tuple[int, int, str]] = []
+    for start, end, kind in matches:
+        if kept and start < kept[-1][1]:
+            continue  # "final answer is" inside "Final Answer: The final answer is"
+        kept.append((start, end, kind))
+    statements: list[Statement] = []
+    silent: tuple[int, str] | None = None
+    for i, (start, end, kind) in enumerate(kept):
+        if any(a < end <= b for a, b, _, _ in boxes):
+            continue  # an answer phrase inside a box
+        content, content_start, content_end, terminated = _phrase_content(plain, end, kind)
+        if i + 1 < len(kept) and kept[i + 1][0] < content_end:
+            continue  # "Final Answer: The final answer is $9$": the later phrase, in the same sentence, states it
+        if any(content_start <= a < content_end or a <= content_start < b for a, b, _, _ in boxes):
+            continue  # "The answer is $\boxed{5}$": the box is the statement
+        sentence = plain[_last_sentence_start(plain[:start]) : start]
+        if not content:
+            silent = (start, "the answer phrase is followed by nothing")
+            continue
+        if _NEGATED_CONTENT.match(content) or plain[content_end : content_end + 1] == "?" or content.rstrip().endswith("?"):
+            silent = (start, f"the answer phrase is negated or a question: {content[:40]!r}")
+            continue
+        if _NOT_A_CLAIM.search(sentence) or (" if " in f" {content.lower()} "):
+            continue  # "At first I thought the answer is 12, but ...", "If ..., the answer would be 3"
+        if truncated and not terminated:
+            silent = (start, "the answer phrase runs into the cut at max_new_tokens")
+            continue
+        statements.append(Statement(kind, content, start, content_end))
+    return statements, silent
+
+
+def _phrase_content(text: str, end: int, kind: str) -> tuple[str, int, int, bool]:
+    """(answer text, its start, its end, whether something ends it before the end of the text)."""
+    line_end = text.find("\n", end)
+    line = text[end:] if line_end < 0 else text[end:line_end]
+    start = end
+    if not line.strip(" \t*:") and kind != "gsm8k":  # "Final Answer:\n\n$42$"
+        for m in re.finditer(r"[^\n]*\S[^\n]*", text[end:]):
+            start = end + m.start()
+            line = m.group()
+            break
+        else:
+            return "", end, end, False
+    capture = line[:_MAX_CAPTURE]
+    if len(line) > _MAX_CAPTURE and capture[-1:].isdigit():  # a very long number: keep its digits together
+        digits = re.match(r"\d*", line[_MAX_CAPTURE:]).group()
+        capture += digits
+    answer = _cut_sentence(capture)
+    stripped = answer.strip().strip("*").strip()
+    offset = start + (len(answer) - len(answer.lstrip()))
+    content_end = start + len(answer.rstrip())
+    terminated = content_end < len(text.rstrip()) or text.rstrip().endswith((".", "!", "$", "}", ")", "]"))
+    return stripped, offset, content_end, terminated
 
 
 def _cut_sentence(line: str) -> str:
@@ -150,71 +287,6 @@ def _cut_sentence(line: str) -> str:
                 return line[:i]
         i += 1
     return line
-
-
-# ---------------------------------------------------------------- last number
-
-_NOT_AN_EXPONENT = r"(?<![\w.^_])(?<!\^\{)(?<!_\{)"  # "m^{2}", "x_{1}": not the answer
-_NUMBER_TOKEN = re.compile(
-    _NOT_AN_EXPONENT + r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\w])|"
-    + _NOT_AN_EXPONENT + r"-?\d+(?:\.\d+)?(?:/\d+)?(?![\w/])|\\frac\{-?\d+\}\{\d+\}"
-)
-_HEDGE_BETWEEN = re.compile(
-    r"^(?:,|;|/|or|and|,\s*or|,\s*and|or\s+(?:maybe|possibly|perhaps)|to|\\text\{\s*or\s*\})$", re.I
-)
-
-
-def last_number(text: str) -> tuple[str | None, str]:
-    """The last number in ``text``; (None, reason) if there is none or it ends a hedge like ``4 or 5``."""
-    matches = list(_NUMBER_TOKEN.finditer(text))
-    if not matches:
-        return None, "no final answer found"
-    last = matches[-1]
-    if len(matches) > 1:
-        previous = matches[-2]
-        between = text[previous.end() : last.start()].replace("$", "").strip()
-        if _HEDGE_BETWEEN.match(between) and previous.group() != last.group():
-            return None, f"hedged between {previous.group()} and {last.group()}"
-        before = text[max(0, previous.start() - 12) : previous.start()].lower()
-        if "either" in before and "or" in between:
-            return None, f"hedged between {previous.group()} and {last.group()}"
-    return last.group(), ""
-
-
-# ---------------------------------------------------------------- last formula
-
-_MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|\\\[(.+?)\\\]|\\\((.+?)\\\)|(?<![\\$])\$([^$\n]+?)\$", re.S)
-_PROSE = re.compile(r"(?<![\\{A-Za-z])[A-Za-z]{2,}\s+[A-Za-z]{2,}(?![^{]*\})")
-_JOINED_BY = re.compile(r"\s*(?:,|;)?\s*(?:(?:either|or|and)\s+)?(?:or|and)?\s*", re.I)
-
-
-def last_math(text: str) -> tuple[str | None, int, int]:
-    """The last formula (``$...$``, ``\\(...\\)``, ``\\[...\\]``, ``$$...$$``) and its span in ``text``.
-
-    Formulas joined by ``or``/``and``/commas right before it come along (``$4$ or $5$`` -> ``4, 5``),
-    so that a hedge stays visible. Spans that read as prose (``$5 for the apples and $``) are skipped.
-    """
-    spans = [m for m in _MATH_SPAN.finditer(text) if len(_content(m)) <= _MAX_CAPTURE]
-    spans = [m for m in spans if not _PROSE.search(_content(m))]
-    if not spans:
-        return None, -1, -1
-    group = [spans[-1]]
-    for m in reversed(spans[:-1]):
-        between = text[m.end() : group[0].start()]
-        if len(between) > 12 or not _JOINED_BY.fullmatch(between):
-            break
-        group.insert(0, m)
-    return ", ".join(_content(m).strip() for m in group), group[0].start(), group[-1].end()
-
-
-def _content(m: re.Match) -> str:
-    return next(g for g in m.groups() if g is not None)
-
-
-def last_number_span(text: str) -> tuple[int, int]:
-    """Where the last number token is, or (-1, -1)."""
-    matches = list(_NUMBER_TOKEN.finditer(text))
-    return (matches[-1].start(), matches[-1].end()) if matches else (-1, -1)
 
 
 _CLOSING_IS = re.compile(

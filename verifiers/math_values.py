@@ -3,7 +3,8 @@
 A value is one of: ``Scalar`` (a number or an expression, kept exact: decimals become
 rationals), ``Equation`` (``x = 3``, ``a = b = c``), ``Intervals`` (a union of intervals;
 inequalities in one variable become intervals), ``Collection`` (a set, a tuple, or a bare
-comma/``or``/``and`` separated list), ``Matrix`` and ``Text``. Structure (sets, tuples,
+comma/``or``/``and`` separated list), ``Matrix``, ``Text``, and the prose quantities of
+``verifiers.math_quantities`` (ratio, time of day, date, duration). Structure (sets, tuples,
 intervals, lists, matrices, relations) is parsed here with bracket-depth scans; only
 scalars and expressions go to latex2sympy, whose parser builds sympy objects from a
 grammar and never evaluates Python (sympy's ``parse_expr`` is never given model text).
@@ -20,6 +21,7 @@ import sympy
 
 from verifiers import math_bignum
 from verifiers.math_latex import is_name, latex_to_sympy
+from verifiers.math_quantities import ClockTime, Date, Duration, Ratio, parse_quantity
 from verifiers.math_normalize import MATH_WORDS, braces_balanced, normalize_text, number_word_value, strip_units, unwrap_text
 
 
@@ -76,7 +78,7 @@ class Text:
     text: str  # normalize_text() of the answer
 
 
-Value = Union[Scalar, Equation, Intervals, Collection, Matrix, Text]
+Value = Union[Scalar, Equation, Intervals, Collection, Matrix, Text, Ratio, ClockTime, Date, Duration]
 
 # ---------------------------------------------------------------- top-level splitting
 
@@ -165,6 +167,9 @@ def parse_value(s: str) -> Value | None:
         return None
     if _MATRIX_ENV.match(s):
         return _parse_matrix(s)
+    quantity = parse_quantity(s)  # before splitting: "March 15, 2024", "3 hours, 20 minutes"
+    if quantity is not None:
+        return quantity
     parts = [p for p in split_top_level(s) if p]
     if len(parts) > MAX_ITEMS:
         return None

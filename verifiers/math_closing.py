@@ -1,0 +1,204 @@
+"""Reading a final answer out of a closing sentence, when nothing states it explicitly.
+
+The last number of a completion is a reward channel unless it is read with care: a number
+in a question (``could it be 14?``), under a negation (``it is not 14``), among candidates in
+a code block or table, before filler, or in a repetition loop is no answer. So the fallback
+reads only the closing sentence (``closing_sentence``: the last sentence of prose, courtesy
+lines such as ``I hope this helps!`` skipped), and takes a value from it only when the
+sentence states a result (``read_sentence``): not a question, not negated or hedged, not an
+intention (``Let me compute ...``), and nothing but a few words (a unit, ``in all``) after
+the value. A time, date, duration or ratio around the last number is taken whole.
+
+Also here: ``retraction``, the words with which a model takes back what it just stated.
+All scanning is linear (bounded regexes over a bounded tail).
+"""
+
+from __future__ import annotations
+
+import re
+
+from verifiers.math_quantities import quantity_spans
+
+_TAIL_CHARS = 6000  # the closing sentence is near the end; never scan more than this
+_COURTESY = re.compile(
+    r"^\W*(?:i\s+hope\s+(?:this|that|it)\s+(?:helps|is\s+(?:correct|helpful|clear|right))|hope\s+(?:this|that|it)\s+helps"
+    r"|let\s+me\s+know|feel\s+free|happy\s+to\s+help|good\s+luck|if\s+you\s+have\s+(?:any\s+)?(?:other\s+|further\s+|more\s+)?questions"
+    r"|is\s+there\s+anything\s+else|thank\s+you|thanks)\b",
+    re.I,
+)
+_TABLE_ROW = re.compile(r"^\s*\|")
+_FENCE = "```"
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
+_EMPHASIS = re.compile(r"\*\*|__|(?<!\w)\*(?=\S)|(?<=\S)\*(?!\w)")
+_LIST_MARKER = re.compile(r"^\s*(?:[-*+]|\d+[.)]|#+)\s+")
+
+_QUESTION_OR_NEGATION = re.compile(
+    r"\?|\bnot\b|n't\b|\bnever\b|\bwrong\b|\bincorrect\b|\binstead\b|\brather than\b|\bno longer\b|\bunlikely\b", re.I
+)
+_HEDGE = re.compile(
+    r"\b(?:maybe|perhaps|possibly|probably|might|guess|try|trying|candidates?|options|either|unsure|suppose|assume"
+    r"|assuming|whether|if|seems?|roughly|estimate|(?:it|this|that|which|answer)\s+(?:could|may))\b",
+    re.I,
+)
+_INTENTION = re.compile(
+    r"^\W*(?:let\s+me|let's|let\s+us|we\s+need|we\s+have\s+to|we\s+want|i\s+will|i'll|i\s+need|now,?\s+let|to\s+find)\b",
+    re.I,
+)
+_RATIO_WORDS = re.compile(r"(?<![\d.])(\d+)\s+to\s+(\d+)(?!\.?\d)")
+_CONTINUES = re.compile(  # words after the value that mean the sentence goes on computing
+    r"\b(?:then|next|subtract|add|multiply|divide|divided|minus|plus|times|step|to\s+get|we\s+get)\b", re.I
+)
+_UNFINISHED = re.compile(r"(?:\b(?:the|a|an|of|to|and|or|is|are|be|by|with|which|that|than|for|from|at|in|on)|[=+\-*/,:(])\s*$", re.I)
+_NUMBER_TOKEN = re.compile(
+    r"(?<![\w.^_])(?<!\^\{)(?<!_\{)-?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\w])|"
+    r"(?<![\w.^_])(?<!\^\{)(?<!_\{)-?\d+(?:\.\d+)?(?:/\d+)?(?![\w/])|\\frac\{-?\d+\}\{\d+\}"
+)
+_MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|\\\[(.+?)\\\]|\\\((.+?)\\\)|(?<![\\$])\$([^$\n]+?)\$", re.S)
+_PROSE_IN_MATH = re.compile(r"(?<![\\{A-Za-z])[A-Za-z]{2,}\s+[A-Za-z]{2,}(?![^{]*\})")
+_HEDGE_BETWEEN = re.compile(
+    r"^(?:,|;|/|or|and|,\s*or|,\s*and|or\s+(?:maybe|possibly|perhaps)|to|\\text\{\s*or\s*\})$", re.I
+)
+
+_RETRACTED = re.compile(
+    r"\b(?:that'?s|that\s+is|this\s+is|it'?s|it\s+is)\s+(?:wrong|incorrect|not\s+right|not\s+correct)\b"
+    r"|\b(?:doesn'?t|does\s+not)\s+(?:look|seem)\s+right\b|\b(?:i|we)\s+made\s+(?:a|an)\s+(?:mistake|error)\b"
+    r"|\bmy\s+mistake\b|\boops\b|\bno,?\s+wait\b|\bwait,?\s+no\b|\bi\s+(?:forgot|skipped|missed|miscounted|miscalculated|misread)\b"
+    r"|\bnot\s+sure\b|\bunsure\b|\bnot\s+certain\b",
+    re.I,
+)
+_RECONSIDERED = re.compile(
+    r"\b(?:wait|hmm+|actually|on\s+second\s+thought|let\s+me\s+re(?:consider|check|do|count|compute|calculate|think|visit))\b",
+    re.I,
+)
+
+
+def retraction(tail: str) -> str | None:
+    """How the text after a stated answer takes it back: ``"retracted"`` (``that's wrong``, ``no wait``),
+    ``"reconsidered"`` (``wait``, ``actually``: taken back only if a different value follows), or None."""
+    tail = tail[:_TAIL_CHARS]
+    if _RETRACTED.search(tail):
+        return "retracted"
+    if _RECONSIDERED.search(tail):
+        return "reconsidered"
+    return None
+
+
+def closing_sentence(text: str) -> tuple[str | None, str]:
+    """The last sentence of prose in ``text`` (courtesy skipped), or (None, why there is none)."""
+    tail = text[-_TAIL_CHARS:]
+    if repetition_loop(tail):
+        return None, "the text ends in a repetition loop"
+    lines = tail.split("\n")
+    fence_open = tail.count(_FENCE) % 2 == 1  # the tail ends inside a code block
+    while lines and (not lines[-1].strip() or _COURTESY.match(_EMPHASIS.sub("", lines[-1]))):
+        lines.pop()
+    if not lines:
+        return None, "no final answer found"
+    last = lines[-1]
+    if fence_open or last.strip().startswith(_FENCE) or _TABLE_ROW.match(last):
+        return None, "the text ends in a code block or table, not a stated answer"
+    line = _LIST_MARKER.sub("", _EMPHASIS.sub("", last)).strip()
+    sentences = [s for s in _split_sentences(line) if s.strip()]
+    while sentences and _COURTESY.match(sentences[-1]):
+        sentences.pop()
+    if not sentences:
+        return None, "no final answer found"
+    return sentences[-1].strip(), ""
+
+
+def _split_sentences(line: str) -> list[str]:
+    """Split at sentence ends outside ``$...$`` (a decimal point is no sentence end)."""
+    parts, start, in_math = [], 0, False
+    for i, c in enumerate(line):
+        if c == "$":
+            in_math = not in_math
+        elif c in ".!?" and not in_math and (i + 1 == len(line) or line[i + 1] == " "):
+            if c == "." and i > 0 and line[i - 1].isdigit() and i + 1 < len(line) and line[i + 1].isdigit():
+                continue
+            parts.append(line[start : i + 1])
+            start = i + 1
+    parts.append(line[start:])
+    return parts
+
+
+def repetition_loop(text: str) -> bool:
+    """The text ends by repeating itself: one chunk (2 to 400 characters) three times in a row, or
+    the closing sentence (10+ characters) three or more times in the last part of the text."""
+    tail = text.rstrip()[-3000:]
+    for period in range(2, min(400, len(tail) // 3) + 1):
+        last = tail[-period:]
+        if not last.strip() or not re.search(r"[A-Za-z\s]", last):
+            continue  # "0.333333" repeats digits: a decimal, not a loop
+        if tail[-2 * period : -period] == last and tail[-3 * period : -2 * period] == last:
+            return True
+    sentences = [s.strip() for s in _SENTENCE_END.split(tail) if len(s.strip()) >= 10]
+    return bool(sentences) and tail.count(sentences[-1]) >= 3
+
+
+def read_sentence(sentence: str, number_wanted: bool, ratio_wanted: bool = False) -> tuple[str | None, str]:
+    """The value a closing sentence states, or (None, why not).
+
+    ``number_wanted``: take the last number (or the time, date, duration or ratio around it);
+    otherwise the last formula (``$...$``) of the sentence. ``ratio_wanted`` (the gold is a
+    ratio): ``2 to 1`` is the ratio 2:1.
+    """
+    s = _EMPHASIS.sub("", sentence).strip()
+    if ratio_wanted:
+        s = _RATIO_WORDS.sub(r"\1:\2", s)
+    if _QUESTION_OR_NEGATION.search(s):
+        return None, f"the closing sentence is a question or a negation: {_short(s)!r}"
+    if _HEDGE.search(s) or _INTENTION.match(s):
+        return None, f"the closing sentence does not state an answer: {_short(s)!r}"
+    if _UNFINISHED.search(s.rstrip(" .!")):
+        return None, f"the closing sentence is unfinished: {_short(s)!r}"
+    formulas = [m for m in _MATH_SPAN.finditer(s) if not _PROSE_IN_MATH.search(_content(m))]
+    numbers = list(_NUMBER_TOKEN.finditer(s))
+    if not number_wanted:
+        if not formulas:
+            return None, "no final answer found"
+        group = _joined_formulas(s, formulas)
+        return ", ".join(_content(m).strip() for m in group), ""
+    quantities = quantity_spans(s)
+    if not numbers and not quantities:
+        return None, "no final answer found"
+    last = max(numbers, key=lambda m: m.end(), default=None)
+    start, end = last.span() if last is not None else (-1, -1)
+    for a, b in sorted(quantities, key=lambda span: span[1] - span[0]):
+        if (a <= start and end <= b) or b > end:  # the quantity around the last number, or one after it
+            start, end = a, b
+    formula = next((m for m in formulas if m.start() <= start and end <= m.end()), None)
+    if formula is not None:
+        group = _joined_formulas(s, [m for m in formulas if m.end() <= formula.end()])
+        start, end = group[0].start(), group[-1].end()
+        answer = ", ".join(_content(m).strip() for m in group)
+    else:
+        answer = s[start:end].rstrip(". ")  # "20 minutes." ends the sentence too
+        if len(numbers) > 1 and last is not None and start == last.start():
+            previous = numbers[-2]
+            between = s[previous.end() : start].replace("$", "").strip()
+            if _HEDGE_BETWEEN.match(between) and previous.group() != last.group():
+                return None, f"hedged between {previous.group()} and {last.group()}"
+    after = s[end:].strip(" .!*")
+    if len(after.split()) > 14 or _CONTINUES.search(after):
+        return None, f"the closing sentence goes on after the value: {_short(s)!r}"
+    return answer, ""
+
+
+def _joined_formulas(s: str, formulas: list[re.Match]) -> list[re.Match]:
+    """The last formula and those joined to it by or/and/commas (``$4$ or $5$`` stays a visible hedge)."""
+    group = [formulas[-1]]
+    for m in reversed(formulas[:-1]):
+        between = s[m.end() : group[0].start()]
+        if len(between) > 12 or not re.fullmatch(r"\s*(?:,|;)?\s*(?:(?:either|or|and)\s+)?(?:or|and)?\s*", between, re.I):
+            break
+        group.insert(0, m)
+    return group
+
+
+def _content(m: re.Match) -> str:
+    return next(g for g in m.groups() if g is not None)
+
+
+def _short(s: str, limit: int = 60) -> str:
+    s = " ".join(s.split())
+    return s if len(s) <= limit else s[: limit - 3] + "..."
