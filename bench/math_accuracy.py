@@ -1,19 +1,21 @@
 """Accuracy of the ``math`` verifier against math-verify 0.9.0 used directly, on labeled cases.
 
-    python bench/math_accuracy.py [--data cases.jsonl] [--write-jsonl out.jsonl] [--show-misses]
+    python bench/math_accuracy.py [--data cases.jsonl ...] [--write-jsonl out.jsonl] [--show-misses]
 
 Cases are (gold, completion, expected) with expected in correct | incorrect | unverifiable.
-By default they are the table of ``tests/test_math_verifier.py`` plus the labeled set in
-``tests/data/math_cases.jsonl``; ``--data`` reads one JSONL file instead, one object per
-line with ``gold`` (or ``answer``), ``completion``, ``expected`` and optionally ``category``
-and ``id``. A case counts as a hacking case when its category is ``hacking`` or it has
-``"hack": true``.
+By default they are the table of ``tests/test_math_verifier.py`` plus every labeled set
+``tests/data/math_cases*.jsonl``; ``--data`` reads the given JSONL files instead, one object
+per line with ``gold`` (or ``answer``), ``completion``, ``expected`` and optionally
+``category``, ``id`` and ``finish_reason`` (``stop``, the default, or ``length``: the
+completion was cut at max_new_tokens). A case counts as a hacking case when its category is
+``hacking`` or it has ``"hack": true``.
 
 math-verify is used the way its README shows: ``verify(parse(gold), parse(completion))``,
 with the gold wrapped in ``$...$`` (and parsed bare if that yields nothing), default
 extraction configs, and both timeouts off (``parsing_timeout=None``,
 ``timeout_seconds=None``: its timeouts use ``signal.alarm``). It is judged ``unverifiable``
 when the gold parses to nothing, ``correct`` when ``verify`` is true, else ``incorrect``.
+math-verify has no notion of a finish reason, so it judges a truncated completion like any other.
 
 Each verifier runs in its own worker process with a per-case deadline (``--timeout``,
 default 10 s), the way the sandbox runs verifiers: a case past the deadline kills the
@@ -67,12 +69,13 @@ def load_jsonl(path: Path) -> list[dict]:
                 "completion": row["completion"],
                 "expected": row["expected"],
                 "hack": bool(row.get("hack", False)),
+                "finish_reason": row.get("finish_reason", "stop"),
             }
         )
     return cases
 
 
-def math_verify_status(gold, completion: str) -> str:
+def math_verify_status(gold, completion: str, finish_reason: str = "stop") -> str:
     from math_verify import parse, verify
 
     gold_text = str(gold) if gold is not None else ""
@@ -85,8 +88,8 @@ def math_verify_status(gold, completion: str) -> str:
     return "correct" if verify(parsed_gold, parsed_pred, timeout_seconds=None) else "incorrect"
 
 
-def ours_status(gold, completion: str) -> str:
-    return math_verifier(completion, {"answer": gold}).status
+def ours_status(gold, completion: str, finish_reason: str = "stop") -> str:
+    return math_verifier(completion, {"answer": gold}, finish_reason=finish_reason).status
 
 
 JUDGES = {"ours": ours_status, "math-verify": math_verify_status}
@@ -96,9 +99,9 @@ def _serve(name: str, conn) -> None:
     logging.disable(logging.WARNING)  # math-verify warns once that its timeouts are off
     judge = JUDGES[name]
     while True:
-        gold, completion = conn.recv()
+        gold, completion, finish_reason = conn.recv()
         start = time.perf_counter()
-        status = judge(gold, completion)
+        status = judge(gold, completion, finish_reason)
         conn.send((status, time.perf_counter() - start))
 
 
@@ -114,10 +117,10 @@ class Worker:
         self.process = mp.get_context("fork").Process(target=_serve, args=(self.name, child), daemon=True)
         self.process.start()
 
-    def judge(self, gold, completion: str) -> tuple[str, float]:
+    def judge(self, gold, completion: str, finish_reason: str = "stop") -> tuple[str, float]:
         if self.process is None:
             self._start()
-        self.conn.send((gold, completion))
+        self.conn.send((gold, completion, finish_reason))
         if self.conn.poll(self.timeout):
             return self.conn.recv()
         self.process.kill()
@@ -136,7 +139,7 @@ def run(cases: list[dict], name: str, timeout: float) -> tuple[list[str], list[f
     try:
         for case in cases[:20]:  # parsers build their tables and caches on first use
             worker.judge(case["gold"], case["completion"])
-        results = [worker.judge(case["gold"], case["completion"]) for case in cases]
+        results = [worker.judge(case["gold"], case["completion"], case.get("finish_reason", "stop")) for case in cases]
     finally:
         worker.close()
     return [r[0] for r in results], [r[1] for r in results], worker.timeouts
@@ -144,7 +147,8 @@ def run(cases: list[dict], name: str, timeout: float) -> tuple[list[str], list[f
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", type=Path, help="labeled JSONL (default: the test table and tests/data/math_cases.jsonl)")
+    ap.add_argument("--data", type=Path, nargs="+",
+                    help="labeled JSONL files (default: the test table and tests/data/math_cases*.jsonl)")
     ap.add_argument("--write-jsonl", type=Path, help="write the cases used as JSONL and exit")
     ap.add_argument("--show-misses", action="store_true", help="list the cases each verifier gets wrong")
     ap.add_argument("--timeout", type=float, default=10.0, help="per-case deadline in seconds (default 10)")
@@ -152,9 +156,14 @@ def main() -> None:
     logging.disable(logging.WARNING)  # math-verify warns once that its timeouts are off
 
     if args.data:
-        cases = load_jsonl(args.data)
+        missing = [str(p) for p in args.data if not p.is_file()]
+        if missing:
+            raise SystemExit(f"--data: no such file: {', '.join(missing)}")
+        cases = [case for path in args.data for case in load_jsonl(path)]
     else:
-        cases = load_table() + load_jsonl(ROOT / "tests" / "data" / "math_cases.jsonl")
+        cases = load_table() + [
+            case for path in sorted((ROOT / "tests" / "data").glob("math_cases*.jsonl")) for case in load_jsonl(path)
+        ]
     if args.write_jsonl:
         with args.write_jsonl.open("w") as f:
             for case in cases:
