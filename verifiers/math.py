@@ -238,10 +238,14 @@ def _phrase_answer(content: str, gold: Gold | None) -> str | None:
     if gold is not None and isinstance(gold.value, Text):
         return closing_statement(content) or content
     value = parse_value(normalize(content))
-    if value is not None and not _has_text(value):
+    if value is not None and not _has_text(value) and not _PROSE.search(_MATH.sub(" ", content)):
         return content
     answer, _ = read_sentence(content, _number_wanted(gold), _ratio_wanted(gold))
     return answer
+
+
+_PROSE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}\s+[A-Za-z]{2,}")  # two words in a row: a sentence
+_MATH = re.compile(r"\$[^$]*\$|\\\(.*?\\\)|\\\[.*?\\\]|\\[A-Za-z]+(?:\{[^{}]*\})*", re.S)
 
 
 def _has_text(value: Value) -> bool:

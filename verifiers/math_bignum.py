@@ -149,7 +149,7 @@ class _Parser:
 
     def expr(self) -> Node:
         self.depth += 1
-        if self.depth > 40:
+        if self.depth > 30:  # deeper is no answer (and a way to make parsers slow)
             raise _ParseError
         node = self.term()
         while self.peek() in (("op", "+"), ("op", "-")):

@@ -144,18 +144,19 @@ _SENTENCE_CUT = re.compile(
     r"(?:which|because|since|as\s+(?:this|it|the|we)|so\s+(?:the|that|we)|where|when|given|not)\b",
     re.I,
 )
+_TRAILING_JOIN = re.compile(r"(?:[\s,;:]|\b(?:and|but|while|whereas|so|the|a|an|then)\b)*$", re.I)
 _NEGATED_CONTENT = re.compile(r"^\s*(?:n't|not|never|(?:definitely|certainly|clearly|surely)\s+not)\b", re.I)
 _NOT_A_CLAIM = re.compile(  # the sentence around an answer phrase makes it hypothetical or past
     r"\b(?:if|suppose|supposing|assuming|assume|at\s+first|initially|originally|previously|earlier|i\s+thought"
     r"|we\s+thought|one\s+might|might\s+think|would\s+think|mistakenly|incorrectly|whether|unless)\b",
     re.I,
 )
-_SENTENCE_START = re.compile(r"(?:[.!?]\s+|\n)(?=[^.!?\n]*$)")
+_SENTENCE_START = re.compile(r"(?:[.!?;]\s+|\n)(?=[^.!?;\n]*$)")
 _NEGATION_BEFORE_BOX = re.compile(
     r"(?:\bnot|n't|\bnever|\\neq?|\\ne|≠)\s*(?:\$|\\\(|\\\[|\s)*$", re.I
 )
 _NAME = r"[A-Za-z](?:_\{?\w+\}?)?'*(?:\([^()=$]{0,12}\))?"
-_ASSIGNMENT_BEFORE_BOX = re.compile(r"(?:^|[\s(,;])" + _NAME + r"\s*=\s*(?:[^=$]{0,40}=\s*)*$")
+_ASSIGNMENT_BEFORE_BOX = re.compile(_NAME + r"\s*=\s*(?:[^=$]{0,40}=\s*)*")  # the whole formula before the box
 
 
 def answer_statements(text: str, truncated: bool = False) -> Statements:
@@ -189,7 +190,7 @@ def _intermediate_box(text: str, box_start: int) -> bool:
     before = text[max(line_start, box_start - 80) : box_start]
     math_start = max(before.rfind("$"), before.rfind("\\("), before.rfind("\\["))
     formula = before[math_start + 1 :] if math_start >= 0 else before
-    if not _ASSIGNMENT_BEFORE_BOX.search(formula.lstrip("(")):
+    if not _ASSIGNMENT_BEFORE_BOX.fullmatch(formula.strip().lstrip("(")):
         return False
     sentence = before[: math_start if math_start >= 0 else len(before)]
     return "answer" not in sentence[_last_sentence_start(sentence) :].lower()
@@ -218,8 +219,10 @@ def _phrases(text: str, boxes: list[tuple[int, int, int, int]], truncated: bool)
         if any(a < end <= b for a, b, _, _ in boxes):
             continue  # an answer phrase inside a box
         content, content_start, content_end, terminated = _phrase_content(plain, end, kind)
-        if i + 1 < len(kept) and kept[i + 1][0] < content_end:
-            continue  # "Final Answer: The final answer is $9$": the later phrase, in the same sentence, states it
+        if i + 1 < len(kept) and kept[i + 1][0] < content_end:  # another phrase in the same sentence
+            content_end = kept[i + 1][0]  # "The answer to (a) is 3 and the answer to (b) is 4"
+            content = _TRAILING_JOIN.sub("", plain[content_start:content_end]).strip().strip("*").strip()
+            terminated = True
         if any(content_start <= a < content_end or a <= content_start < b for a, b, _, _ in boxes):
             continue  # "The answer is $\boxed{5}$": the box is the statement
         sentence = plain[_last_sentence_start(plain[:start]) : start]
@@ -258,7 +261,7 @@ def _phrase_content(text: str, end: int, kind: str) -> tuple[str, int, int, bool
     stripped = answer.strip().strip("*").strip()
     offset = start + (len(answer) - len(answer.lstrip()))
     content_end = start + len(answer.rstrip())
-    terminated = content_end < len(text.rstrip()) or text.rstrip().endswith((".", "!", "$", "}", ")", "]"))
+    terminated = content_end < len(text) or text.endswith((".", "!", "$", "}", ")", "]"))  # a newline ends it too
     return stripped, offset, content_end, terminated
 
 

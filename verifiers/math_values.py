@@ -170,6 +170,8 @@ def parse_value(s: str) -> Value | None:
     quantity = parse_quantity(s)  # before splitting: "March 15, 2024", "3 hours, 20 minutes"
     if quantity is not None:
         return quantity
+    if s[0] == "(" and math_bignum.parse_numeric(s) is not None:
+        return parse_scalar(s)  # ((((1+1)))): plain arithmetic may nest deeper than any structure
     parts = [p for p in split_top_level(s) if p]
     if len(parts) > MAX_ITEMS:
         return None
@@ -404,6 +406,7 @@ def parse_scalar(s: str) -> Scalar | None:
     based = _based_number(s)
     if based is not None:
         return based
+    s = _based_to_decimal(s) if "_" in s else s
     arithmetic = _arithmetic(s, percent)
     if arithmetic is not None:
         return arithmetic
@@ -420,6 +423,7 @@ _BASED_NUMBER = re.compile(
     r"\(?\s*\{?\s*(?P<digits>[0-9A-Za-z]+)\s*\}?\s*\)?\s*_\s*(?:\{\s*\(?\s*(?P<base>\d{1,2})\s*\)?\s*\}|(?P<base1>\d))"
 )
 _DIGIT_VALUES = {c: i for i, c in enumerate("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")}
+_BASED_IN_EXPRESSION = re.compile(r"(?<![\w\\])\(?([0-9A-Z]+)\)?_\{?(\d{1,2})\}?(?![\w}])")
 _BIG_BITS = 14_000  # above ~4200 decimal digits a number is compared by verifiers.math_bignum
 
 
@@ -428,12 +432,29 @@ def _based_number(s: str) -> Scalar | None:
     m = _BASED_NUMBER.fullmatch(s)
     if not m:
         return None
-    digits, base = m.group("digits").upper(), int(m.group("base") or m.group("base1"))
-    if not 2 <= base <= 36 or not any(c.isdigit() for c in digits) or len(digits) > 200:
+    digits, base = m.group("digits"), int(m.group("base") or m.group("base1"))
+    if not _valid_digits(digits, base):
         return None
-    if any(_DIGIT_VALUES[c] >= base for c in digits):
-        return None  # 129_7 is no number
+    digits = digits.upper()
     return Scalar(sympy.Integer(int(digits, base)), s, base=(digits.lstrip("0") or "0", base))
+
+
+def _valid_digits(digits: str, base: int) -> bool:
+    """Digits of a number in ``base``: ``129`` is none in base 7; letters only as upper-case digits above
+    base 10 (``FF_{16}``), so that ``a_{12}`` stays a name."""
+    if not 2 <= base <= 36 or len(digits) > 200:
+        return False
+    if not any(c.isdigit() for c in digits) and not (digits.isupper() and base > 10):
+        return False
+    return all(_DIGIT_VALUES.get(c.upper(), 99) < base for c in digits)
+
+
+def _based_to_decimal(s: str) -> str:
+    """``10_2 + 11_2`` -> ``2 + 3``: numbers in a base inside a larger expression, for the LaTeX parser."""
+    def decimal(m: re.Match) -> str:
+        return str(int(m.group(1), int(m.group(2)))) if _valid_digits(m.group(1), int(m.group(2))) else m.group()
+
+    return _BASED_IN_EXPRESSION.sub(decimal, s)
 
 
 def _arithmetic(s: str, percent: bool) -> Scalar | None:
@@ -448,7 +469,7 @@ def _arithmetic(s: str, percent: bool) -> Scalar | None:
         return None
     value = math_bignum.exact_value(tree)
     if value is not None:
-        big = tree if value.numerator.bit_length() > _BIG_BITS else None
+        big = tree if max(value.numerator.bit_length(), value.denominator.bit_length()) > _BIG_BITS else None
         return Scalar(sympy.Rational(value.numerator, value.denominator), s, percent=percent, big=big)
     if math_bignum.is_huge(tree):
         return Scalar(math_bignum.to_sympy(tree), s, percent=percent, big=tree)
@@ -469,7 +490,7 @@ def _plain_number(s: str, percent: bool) -> Scalar | None:
         is_decimal = "." in mantissa or exponent < 0
         digits = mantissa.replace(".", "").lstrip("0")
         ulp = sympy.Rational(10) ** (exponent - decimals) if is_decimal else None
-        big = math_bignum.Num(value) if value.numerator.bit_length() > _BIG_BITS else None
+        big = math_bignum.Num(value) if max(value.numerator.bit_length(), value.denominator.bit_length()) > _BIG_BITS else None
         return Scalar(sympy.Rational(value.numerator, value.denominator), s, ulp, len(digits), percent, big=big)
     m = _REPEATING_DECIMAL.fullmatch(s)
     if m:  # 0.1\overline{6} = 1/6
