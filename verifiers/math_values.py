@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 from typing import Literal, Union
 
 import sympy
@@ -160,8 +161,12 @@ MAX_ITEMS = 100  # more values than any gold has: an enumeration, not an answer
 _INFINITY = ("\\infty", "+\\infty", "-\\infty", "inf", "-inf", "+inf")
 
 
+@lru_cache(maxsize=2048)
 def parse_value(s: str) -> Value | None:
-    """Parse a normalized final answer; None when it is not a well-formed answer."""
+    """Parse a normalized final answer; None when it is not a well-formed answer.
+
+    Cached: extraction (do two statements agree?) and judging parse the same answers.
+    """
     s = s.strip()
     if not s:
         return None
