@@ -33,6 +33,14 @@ from verifiers.math_quantities import ClockTime, Date, Duration, Ratio, parse_qu
         ("We compute the overlap, which is", None),
         ("The candidates are 12 and 14.", None),
         ("It could be 14.", None),
+        ("Since she didn't eat any, she has 14 apples.", "14"),  # the negation is in another clause
+        ("7 + 7 = 14, which is not the answer we want.", None),
+        ("Either way, the total is 14.", "14"),
+        ("It is either 12 or 14.", None),
+        ("So Janet makes $18 every day if she sells all her eggs.", "18"),
+        ("If she had sold more, she would make 20.", None),
+        ("There are 14 options in total.", "14"),
+        ("Options: (a) 10 (b) 11 (c) 12", None),
     ],
 )
 def test_read_sentence(sentence, expected):
@@ -79,7 +87,9 @@ def test_repetition_loop():
         (" Wait, that's wrong.", "retracted"),
         (" No wait, it is 6.", "retracted"),
         (" Hmm, I forgot the last row.", "retracted"),
-        (" Actually, let me recount.", "reconsidered"),
+        (" Hmm, actually it is 6.", "reconsidered"),
+        (" Actually, let me recount.", None),  # no answer restated: the statement stands
+        (" Hmm, note that 36 is also divisible by 4.", None),
         (" I hope it is correct.", None),
         ("\n\nTo verify: 7 + 7 = 14.", None),
     ],

@@ -558,6 +558,8 @@ def test_registered_by_name_and_reports_what_it_read():
         ("7 * 2 = 14\n\nThe answer is:", "14", None, "none"),
         ("## Final Answer\n\nJanet makes $18 every day.", "18", "18", "anchor"),
         ("**Final Answer**\n\nThe fastest runner is Evelyn.", "\\text{Evelyn}", "Evelyn", "anchor"),
+        ("$\\boxed{36}$\n\nLet's verify the answer: $36 \\times 4 = 144$.", "36", "36", "boxed"),  # no statement
+        ("Answer: 36", "36", "36", "anchor"),
         # the closing sentence
         ("The train arrives at 3:45 PM.", "3:45 PM", "3:45 PM", "last_number"),
         ("It takes 3 hours and 20 minutes.", "200", "3 hours and 20 minutes", "last_number"),

@@ -32,18 +32,19 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
 _EMPHASIS = re.compile(r"\*\*|__|(?<!\w)\*(?=\S)|(?<=\S)\*(?!\w)")
 _LIST_MARKER = re.compile(r"^\s*(?:[-*+]|\d+[.)]|#+)\s+")
 
-_QUESTION_OR_NEGATION = re.compile(
-    r"\?|\bnot\b|n't\b|\bnever\b|\bwrong\b|\bincorrect\b|\binstead\b|\brather than\b|\bno longer\b|\bunlikely\b", re.I
+_NEGATION = re.compile(
+    r"\bnot\b|n't\b|\bnever\b|\bwrong\b|\bincorrect\b|\binstead\b|\brather than\b|\bno longer\b|\bunlikely\b", re.I
 )
 _HEDGE = re.compile(
-    r"\b(?:maybe|perhaps|possibly|probably|might|guess|try|trying|candidates?|options|either|unsure|suppose|assume"
-    r"|assuming|whether|if|seems?|roughly|estimate|(?:it|this|that|which|answer)\s+(?:could|may))\b",
+    r"\b(?:maybe|perhaps|possibly|probably|might|guess|try|trying|candidates?|unsure|suppose|whether|seems?|roughly"
+    r"|estimate|(?:it|this|that|which|answer)\s+(?:could|may))\b|\boptions?\s*:|\beither\b.*\bor\b"
+    r"|\bif\b.*\b(?:would|were|could|might)\b|\b(?:would|could|might)\b.*\bif\b",
     re.I,
 )
 _INTENTION = re.compile(
-    r"^\W*(?:let\s+me|let's|let\s+us|we\s+need|we\s+have\s+to|we\s+want|i\s+will|i'll|i\s+need|now,?\s+let|to\s+find)\b",
-    re.I,
+    r"^\W*(?:let\s+me|let's|let\s+us|we\s+need|we\s+have\s+to|i\s+will|i'll|i\s+need|now,?\s+let)\b", re.I
 )
+_CLAUSE_START = re.compile(r"[,;:](?=[^,;:]*$)")
 _RATIO_WORDS = re.compile(r"(?<![\d.])(\d+)\s+to\s+(\d+)(?!\.?\d)")
 _CONTINUES = re.compile(  # words after the value that mean the sentence goes on computing
     r"\b(?:then|next|subtract|add|multiply|divide|divided|minus|plus|times|step|to\s+get|we\s+get)\b", re.I
@@ -66,6 +67,7 @@ _RETRACTED = re.compile(
     r"|\bnot\s+sure\b|\bunsure\b|\bnot\s+certain\b",
     re.I,
 )
+_RESTATES = re.compile(r"\b(?:answer|it(?:'s|\s+is)|should\s+be|must\s+be|correct\s+(?:value|answer|count|total)|instead)\b", re.I)
 _RECONSIDERED = re.compile(
     r"\b(?:wait|hmm+|actually|on\s+second\s+thought|let\s+me\s+re(?:consider|check|do|count|compute|calculate|think|visit))\b",
     re.I,
@@ -74,12 +76,15 @@ _RECONSIDERED = re.compile(
 
 def retraction(tail: str) -> str | None:
     """How the text after a stated answer takes it back: ``"retracted"`` (``that's wrong``, ``no wait``),
-    ``"reconsidered"`` (``wait``, ``actually``: taken back only if a different value follows), or None."""
+    ``"reconsidered"`` (``wait``, ``actually``, then a closing sentence that restates an answer:
+    ``it is 6``, ``should be 6``; taken back if that value differs), or None."""
     tail = tail[:_TAIL_CHARS]
     if _RETRACTED.search(tail):
         return "retracted"
     if _RECONSIDERED.search(tail):
-        return "reconsidered"
+        sentence, _ = closing_sentence(tail)
+        if sentence is not None and _RESTATES.search(sentence):
+            return "reconsidered"
     return None
 
 
@@ -145,8 +150,8 @@ def read_sentence(sentence: str, number_wanted: bool, ratio_wanted: bool = False
     s = _EMPHASIS.sub("", sentence).strip()
     if ratio_wanted:
         s = _RATIO_WORDS.sub(r"\1:\2", s)
-    if _QUESTION_OR_NEGATION.search(s):
-        return None, f"the closing sentence is a question or a negation: {_short(s)!r}"
+    if s.rstrip().endswith("?"):
+        return None, f"the closing sentence is a question: {_short(s)!r}"
     if _HEDGE.search(s) or _INTENTION.match(s):
         return None, f"the closing sentence does not state an answer: {_short(s)!r}"
     if _UNFINISHED.search(s.rstrip(" .!")):
@@ -181,7 +186,15 @@ def read_sentence(sentence: str, number_wanted: bool, ratio_wanted: bool = False
     after = s[end:].strip(" .!*")
     if len(after.split()) > 14 or _CONTINUES.search(after):
         return None, f"the closing sentence goes on after the value: {_short(s)!r}"
+    clause = s[_clause_start(s[:start]) :]  # "Since she didn't eat any, she has 14": the negation is elsewhere
+    if _NEGATION.search(clause):
+        return None, f"the closing sentence negates its value: {_short(s)!r}"
     return answer, ""
+
+
+def _clause_start(text: str) -> int:
+    m = _CLAUSE_START.search(text)
+    return m.end() if m else 0
 
 
 def _joined_formulas(s: str, formulas: list[re.Match]) -> list[re.Match]:

@@ -134,8 +134,8 @@ _ANCHORS = [
             r"\b(?:answer|option|choice)(?:\s+(?:to|for)\s+[^.:\n$]{1,40}?)?\s+(?:is|would\s+be|will\s+be)\s*:?", re.I
         ),
     ),
-    ("anchor", re.compile(r"\banswer\s*(?::|=)", re.I)),
-]
+    ("anchor", re.compile(r"^[\s>*#\-+]*(?:\d+[.)]\s*)?(?:\*\*)?(?:the\s+|my\s+|our\s+)?answer\s*(?:\*\*)?\s*(?::|=)", re.I | re.M)),
+]  # "Answer:" starts its line; "let's verify the answer: 36 x 4 = 144" is no statement
 _MAX_CAPTURE = 4000  # longer than any final answer (the judge refuses answers over 2000 characters)
 _MARKDOWN_EMPHASIS = re.compile(r"(?<![\w)}])\*\*|\*\*(?![\w({])|__")
 _SENTENCE_CUT = re.compile(
