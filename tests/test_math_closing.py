@@ -30,6 +30,8 @@ from verifiers.math_quantities import ClockTime, Date, Duration, Ratio, parse_qu
         ("Maybe 14.", None),
         ("If the total were 14, the average would be 7.", None),
         ("Let me compute 7 * 2 = 14, then subtract", None),
+        ("Let's see if 14 works.", None),
+        ("Let's compute: 6 packs of 7, which gives 6 × 7 = 42 markers.", "42"),
         ("We compute the overlap, which is", None),
         ("The candidates are 12 and 14.", None),
         ("It could be 14.", None),

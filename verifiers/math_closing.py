@@ -23,7 +23,8 @@ _TAIL_CHARS = 6000  # the closing sentence is near the end; never scan more than
 _COURTESY = re.compile(
     r"^\W*(?:i\s+hope\s+(?:this|that|it)\s+(?:helps|is\s+(?:correct|helpful|clear|right))|hope\s+(?:this|that|it)\s+helps"
     r"|let\s+me\s+know|feel\s+free|happy\s+to\s+help|good\s+luck|if\s+you\s+have\s+(?:any\s+)?(?:other\s+|further\s+|more\s+)?questions"
-    r"|is\s+there\s+anything\s+else|thank\s+you|thanks)\b",
+    r"|is\s+there\s+anything\s+else|thank\s+you|thanks|would\s+you\s+like|do\s+you\s+want|shall\s+i|if\s+you'?d\s+like)\b"
+    r"|^[^A-Za-z0-9`|]*$",  # an emoji on its own (a code fence or a table row is no courtesy)
     re.I,
 )
 _TABLE_ROW = re.compile(r"^\s*\|")
@@ -44,6 +45,7 @@ _HEDGE = re.compile(
 _INTENTION = re.compile(
     r"^\W*(?:let\s+me|let's|let\s+us|we\s+need|we\s+have\s+to|i\s+will|i'll|i\s+need|now,?\s+let)\b", re.I
 )
+_RESULT_BEFORE = re.compile(r"(?:=|\b(?:is|are|gives?|get|gets|makes?|equals))\s*\$?\s*$", re.I)
 _CLAUSE_START = re.compile(r"[,;:](?=[^,;:]*$)")
 _RATIO_WORDS = re.compile(r"(?<![\d.])(\d+)\s+to\s+(\d+)(?!\.?\d)")
 _CONTINUES = re.compile(  # words after the value that mean the sentence goes on computing
@@ -152,7 +154,7 @@ def read_sentence(sentence: str, number_wanted: bool, ratio_wanted: bool = False
         s = _RATIO_WORDS.sub(r"\1:\2", s)
     if s.rstrip().endswith("?"):
         return None, f"the closing sentence is a question: {_short(s)!r}"
-    if _HEDGE.search(s) or _INTENTION.match(s):
+    if _HEDGE.search(s):
         return None, f"the closing sentence does not state an answer: {_short(s)!r}"
     if _UNFINISHED.search(s.rstrip(" .!")):
         return None, f"the closing sentence is unfinished: {_short(s)!r}"
@@ -186,6 +188,8 @@ def read_sentence(sentence: str, number_wanted: bool, ratio_wanted: bool = False
     after = s[end:].strip(" .!*")
     if len(after.split()) > 14 or _CONTINUES.search(after):
         return None, f"the closing sentence goes on after the value: {_short(s)!r}"
+    if _INTENTION.match(s) and not _RESULT_BEFORE.search(s[:start]):
+        return None, f"the closing sentence announces work, not a result: {_short(s)!r}"  # "Let's see if 14 works"
     clause = s[_clause_start(s[:start]) :]  # "Since she didn't eat any, she has 14": the negation is elsewhere
     if _NEGATION.search(clause):
         return None, f"the closing sentence negates its value: {_short(s)!r}"

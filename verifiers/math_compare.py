@@ -38,6 +38,9 @@ _POINTS = [sympy.Rational(p, q) for p, q in ((7, 5), (23, 13), (9, 17), (31, 7),
 def equivalent(pred: Value, gold: Value) -> bool:
     """True when ``pred`` states the gold answer (the relation is not symmetric: the gold's form decides)."""
     if isinstance(gold, _QUANTITIES):
+        if isinstance(pred, Equation):  # "\frac{4}{6} = \frac{2}{3}" for the ratio 2:3
+            stated = equation_value(pred, constant=True)
+            return stated is not None and equivalent(stated, gold)
         return quantity_equivalent(pred, gold, _rational(pred))
     if isinstance(gold, Scalar):
         return _matches_scalar(pred, gold)
