@@ -31,6 +31,7 @@ from verifiers.math_bignum import Num, Op, decide, exact_value, int_from_digits,
         ("2^{-3}", Fraction(1, 8)),
         ("\\left(1+2\\right)^{2}", 9),
         ("1.5 \\cdot 4", 6),
+        ("2**(3+1)", 16),
     ],
 )
 def test_parse_numeric_small_values(text, value):

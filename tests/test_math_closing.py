@@ -138,6 +138,9 @@ def test_quantity_equivalence():
     assert quantity_equivalent(parse_quantity("3:45"), parse_quantity("3:45 PM"), None)  # the half of the day left open
     assert not quantity_equivalent(parse_quantity("3:45 AM"), parse_quantity("3:45 PM"), None)
     assert quantity_equivalent(parse_quantity("March 15"), parse_quantity("March 15, 2024"), None)
+    assert quantity_equivalent(parse_quantity("1:30"), parse_quantity("1 hour 30 minutes"), None)  # h:mm
+    assert not quantity_equivalent(parse_quantity("1:30 PM"), parse_quantity("1 hour 30 minutes"), None)
+    assert parse_quantity("3 o'clock") == ClockTime(180, False)
     assert not quantity_equivalent(parse_quantity("March 15, 2023"), parse_quantity("March 15, 2024"), None)
 
 

@@ -503,6 +503,7 @@ def test_labeled_cases_cover_issue_13():
         ("Let me add them. The answer is 1", "18", I, I),
         ("<think>\n2 + 3 = 5, so $\\boxed{5}$. But let me recheck the", "5", C, I),  # never left the <think> block
         ("<think>\n2 + 3 = 5\n</think>\n\n$\\boxed{5}$", "5", C, C),
+        ("<think>\n2 + 3 = 5, so $\\boxed{5}$.\n</think>\n\n", "5", C, I),  # cut after the reasoning
     ],
 )
 def test_finish_reason(completion, gold, stop, length):
@@ -510,6 +511,14 @@ def test_finish_reason(completion, gold, stop, length):
     assert math_verifier(completion, {"answer": gold}, finish_reason="stop").status == stop
     verdict = math_verifier(completion, {"answer": gold}, finish_reason="length")
     assert verdict.status == length and verdict.reason
+
+
+@pytest.mark.parametrize(
+    "completion, gold",
+    [("The answer is 14 14 14 14 14 14", "14"), ("#### 14 15 16", "16"), ("So it is 14 15 16.", "16")],
+)
+def test_runs_of_numbers_are_no_answer(completion, gold):
+    assert math_verifier(completion, {"answer": gold}).status == I
 
 
 def test_finish_reason_is_checked_and_reaches_the_verifier():
@@ -566,6 +575,8 @@ def test_registered_by_name_and_reports_what_it_read():
         ("Hmm, could it be 14?", "14", None, "last_number"),
         ("We get 14. Anyway, let me describe the general strategy for problems like this one.", "14", None, "last_number"),
         ("| n | value |\n|---|---|\n| 3 | 14 |", "14", None, "last_number"),
+        ("Candidates:\n1. 10\n2. 12\n3. 14", "14", None, "last_number"),
+        ("There are 1 000 000 grains.", "1000000", "1 000 000", "last_number"),
     ],
 )
 def test_extract_answer(completion, gold, answer, source):

@@ -93,7 +93,7 @@ def canonical(node: "Node") -> str:
 # ---------------------------------------------------------------- parsing
 
 _TOKEN = re.compile(
-    r"\s*(?:(?P<num>\d+(?:\.\d+)?)|(?P<cmd>\\(?:cdot|times|div|frac|binom|left|right)(?![A-Za-z]))|(?P<op>[-+*/^!(){}\[\]]))"
+    r"\s*(?:(?P<num>\d+(?:\.\d+)?)|(?P<cmd>\\(?:cdot|times|div|frac|binom|left|right)(?![A-Za-z]))|(?P<op>\*\*|[-+*/^!(){}\[\]]))"
 )
 
 
@@ -111,7 +111,8 @@ def parse_numeric(text: str) -> Node | None:
         pos = m.end()
         if m.group("cmd") in ("\\left", "\\right"):
             continue
-        tokens.append(m.group("num") and ("num", m.group("num")) or ("op", m.group("cmd") or m.group("op")))
+        op = "^" if m.group("op") == "**" else m.group("cmd") or m.group("op")  # 2**30, as models type it
+        tokens.append(("num", m.group("num")) if m.group("num") else ("op", op))
     if not tokens or len(tokens) > MAX_TOKENS:
         return None
     parser = _Parser(tokens)

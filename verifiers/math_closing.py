@@ -32,12 +32,14 @@ _FENCE = "```"
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
 _EMPHASIS = re.compile(r"\*\*|__|(?<!\w)\*(?=\S)|(?<=\S)\*(?!\w)")
 _LIST_MARKER = re.compile(r"^\s*(?:[-*+]|\d+[.)]|#+)\s+")
+_CONCLUDES = re.compile(r"\b(?:total|answer|final|result|therefore|thus|hence|so)\b", re.I)
 
 _NEGATION = re.compile(
     r"\bnot\b|n't\b|\bnever\b|\bwrong\b|\bincorrect\b|\binstead\b|\brather than\b|\bno longer\b|\bunlikely\b", re.I
 )
 _HEDGE = re.compile(
-    r"\b(?:maybe|perhaps|possibly|probably|might|guess|try|trying|candidates?|unsure|suppose|whether|seems?|roughly"
+    r"\b(?:maybe|perhaps|possibly|probably|might|guess|try|trying|candidates?|possibilit(?:y|ies)|unsure|suppose"
+    r"|whether|seems?|roughly"
     r"|estimate|(?:it|this|that|which|answer)\s+(?:could|may))\b|\boptions?\s*:|\beither\b.*\bor\b"
     r"|\bif\b.*\b(?:would|were|could|might)\b|\b(?:would|could|might)\b.*\bif\b",
     re.I,
@@ -54,6 +56,7 @@ _CONTINUES = re.compile(  # words after the value that mean the sentence goes on
 _UNFINISHED = re.compile(r"(?:\b(?:the|a|an|of|to|and|or|is|are|be|by|with|which|that|than|for|from|at|in|on)|[=+\-*/,:(])\s*$", re.I)
 _NUMBER_TOKEN = re.compile(
     r"(?<![\w.^_])(?<!\^\{)(?<!_\{)-?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\w])|"
+    r"(?<![\w.^_])(?<!\^\{)(?<!_\{)-?\d{1,3}(?: \d{3})+(?![\w.,/])|"  # 1 000 000
     r"(?<![\w.^_])(?<!\^\{)(?<!_\{)-?\d+(?:\.\d+)?(?:/\d+)?(?![\w/])|\\frac\{-?\d+\}\{\d+\}"
 )
 _MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|\\\[(.+?)\\\]|\\\((.+?)\\\)|(?<![\\$])\$([^$\n]+?)\$", re.S)
@@ -104,6 +107,8 @@ def closing_sentence(text: str) -> tuple[str | None, str]:
     last = lines[-1]
     if fence_open or last.strip().startswith(_FENCE) or _TABLE_ROW.match(last):
         return None, "the text ends in a code block or table, not a stated answer"
+    if len(lines) > 1 and _LIST_MARKER.match(last) and _LIST_MARKER.match(lines[-2]) and not _CONCLUDES.search(last):
+        return None, "the text ends in a list, not a stated answer"  # "1. 10\n2. 12\n3. 14": candidates
     line = _LIST_MARKER.sub("", _EMPHASIS.sub("", last)).strip()
     sentences = [s for s in _split_sentences(line) if s.strip()]
     while sentences and _COURTESY.match(sentences[-1]):
@@ -150,6 +155,8 @@ def read_sentence(sentence: str, number_wanted: bool, ratio_wanted: bool = False
     ratio): ``2 to 1`` is the ratio 2:1.
     """
     s = _EMPHASIS.sub("", sentence).strip()
+    if repetition_loop(s):
+        return None, "the sentence repeats itself"
     if ratio_wanted:
         s = _RATIO_WORDS.sub(r"\1:\2", s)
     if s.rstrip().endswith("?"):
@@ -183,7 +190,7 @@ def read_sentence(sentence: str, number_wanted: bool, ratio_wanted: bool = False
         if len(numbers) > 1 and last is not None and start == last.start():
             previous = numbers[-2]
             between = s[previous.end() : start].replace("$", "").strip()
-            if _HEDGE_BETWEEN.match(between) and previous.group() != last.group():
+            if (_HEDGE_BETWEEN.match(between) or not between) and previous.group() != last.group():
                 return None, f"hedged between {previous.group()} and {last.group()}"
     after = s[end:].strip(" .!*")
     if len(after.split()) > 14 or _CONTINUES.search(after):

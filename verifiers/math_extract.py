@@ -25,6 +25,8 @@ def final_section(completion: str, truncated: bool = False) -> str | None:
     """
     head, sep, tail = completion.rpartition(_THINK_END)
     if sep:
+        if not tail.strip() and truncated:
+            return None  # cut right after the reasoning, before any answer
         return tail if tail.strip() else completion
     if truncated and _THINK_START in completion:
         return None

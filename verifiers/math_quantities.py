@@ -67,6 +67,7 @@ _TIMES = [
     re.compile(r"(?<![\d.:/])(?P<hour>\d{1,2}):(?P<minute>\d{2})(?:\s*" + _MERIDIEM + r")?(?![\d:])", re.I),
     re.compile(r"(?<![\d.:/])(?P<hour>\d{1,2})\s*" + _MERIDIEM, re.I),
     re.compile(r"(?<![\w])(?P<word>noon|midnight)(?![\w])", re.I),
+    re.compile(r"(?<![\d.:/])(?P<hour>\d{1,2})\s*o'?clock\b", re.I),
 ]
 _RATIO = re.compile(r"(?<![\d.:])\d+(?:\.\d+)?(?:\s*:\s*\d+(?:\.\d+)?)+(?![\d.:]*\d)")
 _UNIT_SECONDS = {
@@ -195,6 +196,8 @@ def quantity_equivalent(pred: object, gold: Quantity, pred_number: Fraction | No
     if isinstance(gold, Duration):
         if isinstance(pred, Duration):
             return pred.seconds == gold.seconds
+        if isinstance(pred, ClockTime) and not pred.meridiem:  # "1:30" for a duration is h:mm
+            return pred.minutes * 60 == gold.seconds
         return pred_number is not None and any(pred_number * unit == gold.seconds for unit in gold.units)
     return False
 
