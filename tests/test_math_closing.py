@@ -43,6 +43,9 @@ from verifiers.math_quantities import ClockTime, Date, Duration, Ratio, parse_qu
         ("If she had sold more, she would make 20.", None),
         ("There are 14 options in total.", "14"),
         ("Options: (a) 10 (b) 11 (c) 12", None),
+        ("So there are 17 multiples of 6 below 105.", "17"),  # 105 is a condition, 17 the result
+        ("There are 17 positive multiples of 6 less than 105.", "17"),
+        ("She has 3 and then 4 more, 7 in all.", "7"),
     ],
 )
 def test_read_sentence(sentence, expected):
@@ -64,6 +67,9 @@ def test_read_sentence_formula_and_ratio_words():
         ("Work.\n\nSo she has 14 marbles left.\n\nI hope this helps!", "So she has 14 marbles left."),
         ("We get 14. Anyway, let me describe the strategy.", "Anyway, let me describe the strategy."),
         ("- **Total:** 14", "Total: 14"),
+        ("She must leave at 6:45 a.m. to arrive on time.", "She must leave at 6:45 a.m. to arrive on time."),
+        ("There are 17 of them.\n\n```python\nprint(17)\n```", "There are 17 of them."),  # a check after the answer
+        ("Let me list the candidates:\n\n| n |\n|---|\n| 14 |", None),  # the table is the content
         ("```\ncandidates = [10, 12, 14]\n```", None),
         ("| n | value |\n|---|---|\n| 3 | 14 |", None),
         ("7 * 2 = 14 " + "14 " * 20, None),

@@ -236,7 +236,8 @@ def _phrase_answer(content: str, gold: Gold | None) -> str | None:
     if gold is not None and gold.choice:
         return content
     if gold is not None and isinstance(gold.value, Text):
-        return closing_statement(content) or content
+        lead = re.match(r"^([^,;:$]{1,30}?)\s*[,;:—-]\s", content)  # "Yes, because 221 = 13 x 17"
+        return closing_statement(content) or (lead.group(1) if lead and len(lead.group(1).split()) <= 3 else content)
     value = parse_value(normalize(content))
     if value is not None and not _has_text(value) and not _PROSE.search(_MATH.sub(" ", content)):
         return content

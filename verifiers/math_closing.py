@@ -29,6 +29,7 @@ _COURTESY = re.compile(
 )
 _TABLE_ROW = re.compile(r"^\s*\|")
 _FENCE = "```"
+_ABBREVIATION = re.compile(r"(?:\b[A-Za-z]\.[A-Za-z]\.|\b(?:e\.g|i\.e|etc|vs|approx|Mr|Mrs|Dr|St|No)\.)$")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
 _EMPHASIS = re.compile(r"\*\*|__|(?<!\w)\*(?=\S)|(?<=\S)\*(?!\w)")
 _LIST_MARKER = re.compile(r"^\s*(?:[-*+]|\d+[.)]|#+)\s+")
@@ -47,6 +48,10 @@ _HEDGE = re.compile(
 _INTENTION = re.compile(
     r"^\W*(?:let\s+me|let's|let\s+us|we\s+need|we\s+have\s+to|i\s+will|i'll|i\s+need|now,?\s+let)\b", re.I
 )
+_CONDITION_BEFORE = re.compile(  # the last number is a condition, not the result: "... multiples of 6 below 105"
+    r"\b(?:below|above|under|over|than|from|among|between|per|by|within|except|besides|beyond|exceeding|up\s+to)\s*\$?\s*$", re.I
+)
+_RESULT_WORD = re.compile(r"=|\b(?:is|are|was|were|equals?|gives?|makes?|get|gets|has|have|total(?:s)?)\b", re.I)
 _RESULT_BEFORE = re.compile(r"(?:=|\b(?:is|are|gives?|get|gets|makes?|equals))\s*\$?\s*$", re.I)
 _CLAUSE_START = re.compile(r"[,;:](?=[^,;:]*$)")
 _RATIO_WORDS = re.compile(r"(?<![\d.])(\d+)\s+to\s+(\d+)(?!\.?\d)")
@@ -94,18 +99,36 @@ def retraction(tail: str) -> str | None:
 
 
 def closing_sentence(text: str) -> tuple[str | None, str]:
-    """The last sentence of prose in ``text`` (courtesy skipped), or (None, why there is none)."""
+    """The last sentence of prose in ``text`` (courtesy skipped), or (None, why there is none).
+
+    A code block or table at the end is skipped (``There are 17 ... `` then a check in Python),
+    unless the prose before it only introduces it (``Let me list the candidates:``).
+    """
     tail = text[-_TAIL_CHARS:]
     if repetition_loop(tail):
         return None, "the text ends in a repetition loop"
+    if tail.count(_FENCE) % 2 == 1:
+        return None, "the text ends inside a code block"
     lines = tail.split("\n")
-    fence_open = tail.count(_FENCE) % 2 == 1  # the tail ends inside a code block
-    while lines and (not lines[-1].strip() or _COURTESY.match(_EMPHASIS.sub("", lines[-1]))):
-        lines.pop()
+    skipped_block = False
+    while lines:
+        last = lines[-1]
+        if not last.strip() or _COURTESY.match(_EMPHASIS.sub("", last)) or _TABLE_ROW.match(last):
+            skipped_block = skipped_block or bool(_TABLE_ROW.match(last))
+            lines.pop()
+        elif last.strip().startswith(_FENCE):
+            lines.pop()
+            while lines and not lines[-1].strip().startswith(_FENCE):
+                lines.pop()
+            if lines:
+                lines.pop()
+            skipped_block = True
+        else:
+            break
     if not lines:
-        return None, "no final answer found"
+        return None, "the text ends in a code block or table, not a stated answer" if skipped_block else "no final answer found"
     last = lines[-1]
-    if fence_open or last.strip().startswith(_FENCE) or _TABLE_ROW.match(last):
+    if skipped_block and last.rstrip(" *").endswith(":"):
         return None, "the text ends in a code block or table, not a stated answer"
     if len(lines) > 1 and _LIST_MARKER.match(last) and _LIST_MARKER.match(lines[-2]) and not _CONCLUDES.search(last):
         return None, "the text ends in a list, not a stated answer"  # "1. 10\n2. 12\n3. 14": candidates
@@ -125,8 +148,8 @@ def _split_sentences(line: str) -> list[str]:
         if c == "$":
             in_math = not in_math
         elif c in ".!?" and not in_math and (i + 1 == len(line) or line[i + 1] == " "):
-            if c == "." and i > 0 and line[i - 1].isdigit() and i + 1 < len(line) and line[i + 1].isdigit():
-                continue
+            if c == "." and i + 1 < len(line) and _ABBREVIATION.search(line[: i + 1]):
+                continue  # "6:45 a.m. to arrive", "e.g. 5"
             parts.append(line[start : i + 1])
             start = i + 1
     parts.append(line[start:])
@@ -176,6 +199,9 @@ def read_sentence(sentence: str, number_wanted: bool, ratio_wanted: bool = False
     if not numbers and not quantities:
         return None, "no final answer found"
     last = max(numbers, key=lambda m: m.end(), default=None)
+    if last is not None and _CONDITION_BEFORE.search(s[: last.start()]):
+        result = _stated_after_result_word(s, numbers, last)  # "so there are 17 multiples of 6 below 105"
+        last = result if result is not None else last
     start, end = last.span() if last is not None else (-1, -1)
     for a, b in sorted(quantities, key=lambda span: span[1] - span[0]):
         if (a <= start and end <= b) or b > end:  # the quantity around the last number, or one after it
@@ -187,8 +213,9 @@ def read_sentence(sentence: str, number_wanted: bool, ratio_wanted: bool = False
         answer = ", ".join(_content(m).strip() for m in group)
     else:
         answer = s[start:end].rstrip(". ")  # "20 minutes." ends the sentence too
-        if len(numbers) > 1 and last is not None and start == last.start():
-            previous = numbers[-2]
+        index = next((i for i, n in enumerate(numbers) if last is not None and n.start() == last.start()), 0)
+        if index > 0 and start == last.start():
+            previous = numbers[index - 1]
             between = s[previous.end() : start].replace("$", "").strip()
             if (_HEDGE_BETWEEN.match(between) or not between) and previous.group() != last.group():
                 return None, f"hedged between {previous.group()} and {last.group()}"
@@ -201,6 +228,15 @@ def read_sentence(sentence: str, number_wanted: bool, ratio_wanted: bool = False
     if _NEGATION.search(clause):
         return None, f"the closing sentence negates its value: {_short(s)!r}"
     return answer, ""
+
+
+def _stated_after_result_word(s: str, numbers: list[re.Match], last: re.Match) -> re.Match | None:
+    """The first number after the last result word (is, are, =, gives) of the final clause, if any."""
+    clause = _clause_start(s[: last.start()])
+    markers = [m.end() for m in _RESULT_WORD.finditer(s, clause, last.start())]
+    if not markers:
+        return None
+    return next((n for n in numbers if n.start() >= markers[-1]), None)
 
 
 def _clause_start(text: str) -> int:

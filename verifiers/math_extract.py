@@ -133,7 +133,8 @@ _ANCHORS = [
     (
         "anchor",
         re.compile(
-            r"\b(?:answer|option|choice)(?:\s+(?:to|for)\s+[^.:\n$]{1,40}?)?\s+(?:is|would\s+be|will\s+be)\s*:?", re.I
+            r"\b(?:answer|option|choice)(?:\s+(?:to|for)\s+[^.:\n$]{1,40}?)?\s+(?:is|would\s+be|will\s+be|must\s+be|should\s+be)\s*:?",
+            re.I,
         ),
     ),
     ("anchor", re.compile(r"^[\s>*#\-+]*(?:\d+[.)]\s*)?(?:\*\*)?(?:the\s+|my\s+|our\s+)?answer\s*(?:\*\*)?\s*(?::|=)", re.I | re.M)),
