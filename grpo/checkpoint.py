@@ -59,6 +59,7 @@ def save_checkpoint(run_dir: str | Path, step: int, model, tokenizer, trainer_st
     torch.save(trainer_state, tmp / "trainer_state.pt")
     (tmp / "trainer_state.json").write_text(json.dumps({"step": step}) + "\n")
     (tmp / "COMPLETE").write_text("ok\n")
+    share_like_umask(tmp)
     _fsync_tree(tmp)
     if final.exists():  # re-saving the same step (e.g. after a resume): replace it whole
         shutil.rmtree(final)
@@ -71,6 +72,16 @@ def save_checkpoint(run_dir: str | Path, step: int, model, tokenizer, trainer_st
     for _, old in others[: max(0, len(others) - (keep - 1))]:  # the one just written always stays
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def share_like_umask(folder: Path) -> None:
+    """Give every file in ``folder`` the mode a plain ``open`` would (0644 under umask 022): the
+    safetensors writer leaves 0600, which other users, and a sandbox or server running as another
+    uid, cannot read."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in Path(folder).rglob("*"):
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
 
 
 def load_trainer_state(checkpoint: str | Path) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from grpo.config import ConfigError, SFTConfig, TrainConfig, load_config
+from grpo.config import ConfigError, SFTConfig, TrainConfig, documented_yaml, load_config
 from tasks.base import TaskError
 
 EPILOG_SET = (
@@ -21,7 +21,9 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config field; repeatable")
     p.add_argument("--output-dir", metavar="DIR", help="run folder (overrides output_dir)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (one log line every few steps)")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved config as YAML, each field with its doc, and exit (nothing is run)")
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
@@ -51,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sft-set", dest="sft_overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a field of the SFT stage's config; repeatable")
     p.add_argument("--heldout", type=int, default=200, metavar="N", help="held-out problems evaluated (default 200)")
+    p.add_argument("--seed", type=int, default=None, help="seed of every stage (default: the demo configs' 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     p = sub.add_parser("verify", help="judge a JSONL file of completions with a verifier",
@@ -108,23 +111,36 @@ def main(argv: Sequence[str] | None = None) -> int:
             from grpo.engines.base import WeightSyncError
             from grpo.trainer import train
 
+            from grpo.runfolder import RunStopped
+
             cfg = load_config(TrainConfig, args.config, _overrides(args))
+            if args.print_config:
+                print(documented_yaml(cfg), end="")
+                return 0
             try:
                 run_dir = train(cfg, resume=args.resume, show_progress=not args.no_progress)
             except WeightSyncError as exc:
                 print(f"rlvr train: error: weight sync: {exc}", file=sys.stderr)
                 return 3
+            except RunStopped as exc:
+                print(str(exc), file=sys.stderr)
+                return exc.exit_code
             print(f"run folder: {run_dir}")
         elif args.command == "sft":
             from grpo.sft import train_sft
 
             cfg = load_config(SFTConfig, args.config, _overrides(args))
+            if args.print_config:
+                print(documented_yaml(cfg), end="")
+                return 0
             final = train_sft(cfg, show_progress=not args.no_progress)
             print(f"SFT model: {final}")
         elif args.command == "demo":
             from grpo.commands.demo import run_demo
 
-            run_demo(args.output_dir, grpo_overrides=args.overrides, sft_overrides=args.sft_overrides,
+            seeded = [f"seed={args.seed}"] if args.seed is not None else []
+            run_demo(args.output_dir, grpo_overrides=[*seeded, *args.overrides],
+                     sft_overrides=[*seeded, *args.sft_overrides],
                      heldout=args.heldout, show_progress=not args.no_progress)
         elif args.command == "verify":
             from grpo.commands.verify import VerifyInputError, verify_file

@@ -8,6 +8,8 @@ config is written into the run folder as ``config.yaml``.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import importlib.util
 import types
 import typing
 from dataclasses import dataclass, field
@@ -165,9 +167,13 @@ class TrainConfig:
     keep_checkpoints: int = 2  # newest checkpoints kept on disk
     log_samples: int = 4  # completions per step written to samples.jsonl
     threads: int = 0  # torch CPU threads (0 = leave torch's default)
+    report_to: tuple[Literal["tensorboard", "wandb"], ...] = ("tensorboard",)  # trackers besides metrics.jsonl; wandb: offline without WANDB_API_KEY
 
     def __post_init__(self) -> None:
         _check(self.steps >= 1, "steps", self.steps, "must be >= 1")
+        if "wandb" in self.report_to and importlib.util.find_spec("wandb") is None:
+            raise ConfigError("config field 'report_to' names wandb, which is not installed: "
+                              "pip install 'rlvr[wandb]' (or leave wandb out of report_to)")
         _check(self.save_every >= 1, "save_every", self.save_every, "must be >= 1")
         _check(self.keep_checkpoints >= 1, "keep_checkpoints", self.keep_checkpoints, "must be >= 1")
         # across sections
@@ -244,8 +250,10 @@ def from_dict(cls: type[C], data: dict[str, Any], prefix: str = "") -> C:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
+        close = difflib.get_close_matches(str(unknown[0]), list(fields), n=1)
+        hint = f"did you mean '{prefix}{close[0]}'? " if close else ""
         raise ConfigError(
-            f"unknown config field '{prefix}{unknown[0]}'; valid fields here: {', '.join(sorted(fields))}"
+            f"unknown config field '{prefix}{unknown[0]}'; {hint}valid fields here: {', '.join(sorted(fields))}"
         )
     kwargs = {name: _coerce(hints[name], value, prefix + name) for name, value in data.items()}
     try:
@@ -371,3 +379,22 @@ def to_dict(config: Any) -> dict[str, Any]:
 
 def dump_yaml(config: Any) -> str:
     return yaml.safe_dump(to_dict(config), sort_keys=False)
+
+
+def documented_yaml(config: Any, indent: int = 0) -> str:
+    """The config as YAML with each field's one-line doc as a comment (``--print-config``)."""
+    docs = field_docs(type(config))
+    lines = []
+    pad = " " * indent
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        doc = f"  # {docs[f.name]}" if f.name in docs else ""
+        if dataclasses.is_dataclass(value):
+            lines.append(f"{pad}{f.name}:{doc}")
+            lines.append(documented_yaml(value, indent + 2).rstrip("\n"))
+        else:
+            text = yaml.safe_dump(list(value) if isinstance(value, tuple) else value,
+                                  default_flow_style=True, width=10_000).strip()
+            text = text.removesuffix("...").strip()  # a plain scalar's end-of-document marker
+            lines.append(f"{pad}{f.name}: {text}{doc}")
+    return "\n".join(lines) + "\n"

@@ -33,7 +33,17 @@ def resolve_model_path(path: str) -> str:
                 "point it at a saved model or at a run folder that finished a checkpoint"
             )
         return str(ckpt)
+    if _looks_local(path):
+        raise ConfigError(
+            f"model.path {path!r} does not exist. On a fresh clone, `rlvr demo` builds the demo's models under "
+            "runs/demo/ (base, sft), and `rlvr tiny-model --output DIR` a random-init one; or give a model folder, "
+            "a run folder, or a hub id such as Qwen/Qwen2.5-0.5B-Instruct")
     return path  # a hub id: from_pretrained resolves (or, offline, explains) it
+
+
+def _looks_local(path: str) -> bool:
+    """A path no hub id can be: absolute, relative with ./ or ~, or more than one '/' (ids are org/name)."""
+    return path.startswith((".", "/", "~")) or path.count("/") > 1 or path.endswith("/")
 
 
 def _load_error(cfg: ModelConfig, exc: Exception) -> ConfigError:

@@ -252,7 +252,7 @@ def write_pairs(path: str | Path, pairs: Iterable[PreferencePair]) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             for pair in pairs:
-                fh.write(json.dumps(pair_to_row(pair), ensure_ascii=False) + "\n")
+                fh.write(json.dumps(pair_to_row(pair)) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

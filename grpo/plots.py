@@ -26,6 +26,12 @@ PLOTS = {
 
 
 def write_plots(run_dir: str | Path) -> list[Path]:
+    """Draw each plot of ``PLOTS`` that has data in this run; returns the files written.
+
+    Series with the same values at every step are drawn once, with both names in the legend
+    (``reward/mean`` is ``reward/accuracy`` for 0/1 rewards; ``maj@1`` is ``pass@1``); a KL that is
+    zero because the KL term is off says so instead of drawing a flat line.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -39,33 +45,54 @@ def write_plots(run_dir: str | Path) -> list[Path]:
     written = []
     names = sorted({k for r in rows for k in r if not k.endswith(("_ci_low", "_ci_high"))}, key=_natural)
     for name, (title, patterns) in PLOTS.items():
+        series = plot_series(rows, names, patterns)
+        if not series:
+            continue
         fig, ax = plt.subplots(figsize=(6, 3.5))
-        drawn = False
-        for key in [k for p in patterns for k in (fnmatch.filter(names, p) if "*" in p else [p])]:
-            points = [(r["step"], r[key], r.get(f"{key}_ci_low"), r.get(f"{key}_ci_high"))
-                      for r in rows if r.get(key) is not None]
-            if points:
+        steps = sorted({q[0] for _, pts in series for q in pts})
+        if name == "kl.png" and all(q[1] == 0 for _, pts in series for q in pts):
+            ax.text(0.5, 0.5, "KL term off (algo.kl_coef = 0): no reference model, KL not computed",
+                    ha="center", va="center", transform=ax.transAxes, wrap=True)
+        else:
+            for keys, points in series:
                 xs, ys, lows, highs = zip(*points)
-                line, = ax.plot(xs, ys, marker="o" if len(points) < 30 else None, label=key,
-                                linestyle="--" if "maj@" in key else "-")
+                line, = ax.plot(xs, ys, marker="o" if len(points) < 30 else None, label=" = ".join(keys),
+                                linestyle="--" if all("maj@" in k for k in keys) else "-")
                 band = [(x, lo, hi) for x, lo, hi in zip(xs, lows, highs) if lo is not None and hi is not None]
                 if band:
                     bx, blo, bhi = zip(*band)
                     ax.fill_between(bx, blo, bhi, color=line.get_color(), alpha=0.15, linewidth=0)
-                drawn = True
-        if not drawn:
-            ax.text(0.5, 0.5, "no data in this run", ha="center", va="center", transform=ax.transAxes)
+            ax.legend()
         ax.set_title(title)
         ax.set_xlabel("step")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(steps) <= 10:  # few points: a tick at each step, never a fractional one
+            ax.set_xticks(steps)
+            ax.set_xlim(steps[0] - 0.5, steps[-1] + 0.5)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-        if drawn:
-            ax.legend()
         fig.tight_layout()
         fig.savefig(out_dir / name, dpi=100)
         plt.close(fig)
         written.append(out_dir / name)
     return written
+
+
+def plot_series(rows: list[dict], names: list[str], patterns: list[str]) -> list[tuple[list[str], list[tuple]]]:
+    """``[(keys, points)]`` to draw: each point ``(step, value, ci_low, ci_high)``; metrics whose values are
+    the same at every step share one series (their keys listed together)."""
+    series: list[tuple[list[str], list[tuple]]] = []
+    for key in [k for p in patterns for k in (fnmatch.filter(names, p) if "*" in p else [p])]:
+        points = [(r["step"], r[key], r.get(f"{key}_ci_low"), r.get(f"{key}_ci_high"))
+                  for r in rows if r.get(key) is not None]
+        if not points:
+            continue
+        same = next((keys for keys, pts in series if [q[:2] for q in pts] == [q[:2] for q in points]), None)
+        if same is not None:
+            same.append(key)
+        else:
+            series.append(([key], points))
+    return series
 
 
 def _natural(key: str) -> list:

@@ -1,4 +1,7 @@
-"""The run folder's logs: metrics.jsonl, samples.jsonl and TensorBoard events."""
+"""The run folder's logs: metrics.jsonl, samples.jsonl, and the trackers in ``report_to``: TensorBoard
+events in ``RUN/tensorboard`` and Weights & Biases (``pip install 'rlvr[wandb]'``; without a
+``WANDB_API_KEY`` or ``WANDB_MODE`` it logs offline into ``RUN/wandb``, for ``wandb sync`` later).
+A resumed run continues the same W&B run (its id is kept in ``RUN/wandb_run_id``)."""
 
 from __future__ import annotations
 
@@ -17,7 +20,8 @@ def _jsonable(value: Any) -> Any:
 class RunLog:
     """Appends one JSON line per step to ``metrics.jsonl`` and mirrors scalars to TensorBoard."""
 
-    def __init__(self, run_dir: str | Path, resume_step: int | None = None, tensorboard: bool = True):
+    def __init__(self, run_dir: str | Path, resume_step: int | None = None, tensorboard: bool = True,
+                 wandb_config: Mapping[str, Any] | None = None):
         self.dir = Path(run_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.metrics_path = self.dir / "metrics.jsonl"
@@ -33,6 +37,7 @@ class RunLog:
             from torch.utils.tensorboard import SummaryWriter
 
             self._tb = SummaryWriter(log_dir=str(self.dir / "tensorboard"), purge_step=resume_step + 1 if resume_step else None)
+        self._wandb = start_wandb(self.dir, wandb_config) if wandb_config is not None else None
 
     def log(self, step: int, metrics: Mapping[str, Any]) -> None:
         row = {"step": step, **{k: _jsonable(v) for k, v in metrics.items()}}
@@ -43,6 +48,9 @@ class RunLog:
                 if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
                     self._tb.add_scalar(key, value, step)
             self._tb.flush()
+        if self._wandb is not None:
+            self._wandb.log({k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+                             and math.isfinite(v)}, step=step, commit=True)
 
     def samples(self, step: int, rows: Iterable[Mapping[str, Any]]) -> None:
         with open(self.samples_path, "a") as fh:
@@ -52,6 +60,27 @@ class RunLog:
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()
+        if self._wandb is not None:
+            self._wandb.finish()
+            self._wandb = None
+
+
+def start_wandb(run_dir: Path, config: Mapping[str, Any]):
+    """A W&B run for this run folder: the same one again on resume; offline when no account is set up."""
+    import os
+    import uuid
+
+    import wandb
+
+    id_file = run_dir / "wandb_run_id"
+    run_id = id_file.read_text().strip() if id_file.is_file() else uuid.uuid4().hex[:12]
+    id_file.write_text(run_id + "\n")
+    mode = None
+    if not os.environ.get("WANDB_API_KEY") and not os.environ.get("WANDB_MODE"):
+        mode = "offline"  # never prompt for a login in the middle of a training run
+    return wandb.init(project=os.environ.get("WANDB_PROJECT", "rlvr"), name=run_dir.name, id=run_id,
+                      resume="allow", dir=str(run_dir), config=dict(config), mode=mode,
+                      settings=wandb.Settings(silent=True))
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:

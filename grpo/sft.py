@@ -18,6 +18,7 @@ from grpo.config import ConfigError, SFTConfig, dump_yaml
 from grpo.logprobs import completion_logprobs, pack
 from grpo.models import load_policy, set_threads
 from grpo.optim import make_optimizer
+from grpo.runfolder import RunLock
 from grpo.runlog import RunLog
 from tasks import get_task
 
@@ -26,11 +27,15 @@ def demonstrations(task_name: str, tokenizer, max_length: int) -> list[tuple[lis
     """(prompt ids, completion ids + EOS) for every training row that fits ``max_length``."""
     task = get_task(task_name)
     if task.solution_field is None:
-        raise ConfigError(f"task {task_name!r} has no demonstrations; SFT needs a task with a solution field")
+        raise ConfigError(f"task {task_name!r} has no demonstrations: SFT imitates a worked solution per row; set "
+                          "solution_field in the task YAML to the row field that holds one (e.g. solution_field: "
+                          "solution), or use a task that has them (arithmetic, countdown, gsm8k)")
     pairs = []
     for row in task.rows("train"):
         prompt = task.encode(row, tokenizer)  # as the trainer and evaluation will ask it (chat template included)
-        completion = tokenizer(" " + row[task.solution_field]).input_ids + [tokenizer.eos_token_id]
+        # no special tokens: a tokenizer that adds BOS would put one in the middle of the sequence
+        completion = tokenizer(" " + row[task.solution_field], add_special_tokens=False).input_ids
+        completion.append(tokenizer.eos_token_id)
         if len(prompt) + len(completion) <= max_length:
             pairs.append((prompt, completion))
     if not pairs:
@@ -46,12 +51,17 @@ def train_sft(cfg: SFTConfig, show_progress: bool = True) -> Path:
     run_dir = Path(cfg.output_dir)
     if (run_dir / "metrics.jsonl").is_file() and (run_dir / "metrics.jsonl").stat().st_size > 0:
         raise ConfigError(f"output_dir {str(run_dir)!r} already holds a run; choose another --output-dir")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(dump_yaml(cfg))
-
-    model, tokenizer = load_policy(cfg.model)
+    model, tokenizer = load_policy(cfg.model)  # bad input fails here, before a file is written
     model.train()
     data = demonstrations(cfg.task, tokenizer, cfg.max_length)
+    with RunLock(run_dir):
+        if (run_dir / "metrics.jsonl").is_file() and (run_dir / "metrics.jsonl").stat().st_size > 0:
+            raise ConfigError(f"output_dir {str(run_dir)!r} already holds a run; choose another --output-dir")
+        (run_dir / "config.yaml").write_text(dump_yaml(cfg))
+        return _sft_loop(cfg, run_dir, model, tokenizer, data, show_progress)
+
+
+def _sft_loop(cfg: SFTConfig, run_dir: Path, model, tokenizer, data, show_progress: bool) -> Path:
     optim = cfg.optim
     optimizer, scheduler = make_optimizer(model, optim.lr, optim.weight_decay, (optim.beta1, optim.beta2),
                                           optim.schedule, optim.warmup_steps, cfg.steps)

@@ -13,6 +13,8 @@ from typing import Iterable
 
 import torch
 
+from grpo.checkpoint import share_like_umask
+
 EOS = "<|endoftext|>"
 PAD = "<|pad|>"
 IM_START = "<|im_start|>"
@@ -100,6 +102,7 @@ def build_tiny_policy(out_dir: str | Path, texts: Iterable[str], *, vocab_size: 
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+    share_like_umask(out)
     return out
 
 

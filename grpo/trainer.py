@@ -23,7 +23,8 @@ from tqdm import tqdm
 
 from grpo.advantages import group_advantages, zero_variance_groups
 from grpo.checkpoint import latest_checkpoint, load_trainer_state, rng_state, save_checkpoint, set_rng_state
-from grpo.config import ConfigError, RewardConfig, TrainConfig, dump_yaml
+from grpo.config import ConfigError, RewardConfig, TrainConfig, dump_yaml, to_dict
+from grpo.console import Console, engine_label
 from grpo.engines.base import RolloutEngine, SamplingParams, WeightSyncError
 from grpo.engines.factory import build_engine
 from grpo.eval import evaluate, write_reports
@@ -33,8 +34,9 @@ from grpo.models import load_policy, set_threads
 from grpo.optim import make_optimizer
 from grpo.plots import write_plots
 from grpo.rewards import build_verifier, shape_verdicts
+from grpo.runfolder import RunLock, RunStopped, StopSignals, record_resume, resume_changes
 from grpo.runlog import RunLog
-from tasks import Task, get_task
+from tasks import Task, TaskError, get_task
 from verifiers import Verdict, VerifierSpec, get_verifier, verify_batch
 
 
@@ -257,42 +259,96 @@ def evaluate_heldout(engine: RolloutEngine, rows: list[Mapping[str, Any]], promp
     return {f"eval/{k}": v for k, v in result.summary().items()}
 
 
+def prepare_task(cfg: TrainConfig) -> tuple[Task, VerifierSpec, VerifierSpec, list[dict[str, Any]], list[dict[str, Any]]]:
+    """The task, the training verifier (with reward shaping), the held-out verifier, and the train and
+    held-out rows, all checked against each other: anything wrong fails here, before a file is written."""
+    task = get_task(cfg.task)
+    try:
+        verifier = build_verifier(cfg.reward, cfg.verifier, task.verifier)
+        eval_verifier = get_verifier(cfg.verifier or task.verifier)  # held-out correctness, without reward shaping
+    except ValueError as exc:
+        field = "reward.verifiers" if cfg.reward.verifiers else "verifier" if cfg.verifier else "task"
+        raise ConfigError(f"config field '{field}': {exc}") from exc
+    train_rows = task.rows("train")
+    if not train_rows:
+        raise ConfigError(f"task {task.name!r} has no training rows (split 'train' is empty)")
+    heldout = task.rows(cfg.eval.split, cfg.eval.problems) if cfg.eval.problems else []
+    for spec in (verifier, eval_verifier):
+        check_rows_for(spec, task, train_rows[0], "train")
+    return task, verifier, eval_verifier, train_rows, heldout
+
+
+def check_rows_for(spec: VerifierSpec, task: Task, row: Mapping[str, Any], split: str) -> None:
+    """Stop at load when the task's rows lack a field the verifier reads (every sample would be unverifiable)."""
+    missing = [f for f in spec.required_fields() if f not in row]
+    if missing:
+        raise TaskError(
+            f"task {task.name!r} ({task.source}): verifier {spec.name!r} reads the field {missing[0]!r}, which rows "
+            f"of split {split!r} lack; their fields: {', '.join(sorted(row))}. Name the row field that holds the "
+            f"gold answer with answer_field in the task YAML (e.g. answer_field: {sorted(row)[-1]}), or use "
+            "another verifier")
+
+
+UNVERIFIABLE_STEPS_TO_STOP = 3  # whole steps in a row that the verifier could not judge at all
+
+
 def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) -> Path:
-    """Run GRPO as configured; returns the run folder."""
+    """Run GRPO as configured; returns the run folder.
+
+    Raises ``RunStopped`` (after saving a checkpoint when a step completed since the last one) on
+    SIGINT / SIGTERM, or when the verifier could judge nothing for several steps.
+    """
     set_threads(cfg.threads)
     run_dir = Path(cfg.output_dir)
-    checkpoint = latest_checkpoint(run_dir) if resume else None
-    if resume and checkpoint is None:
-        raise ConfigError(f"--resume: {run_dir}/checkpoints holds no complete checkpoint; start without --resume")
-    if not resume and (run_dir / "metrics.jsonl").is_file() and (run_dir / "metrics.jsonl").stat().st_size > 0:
-        raise ConfigError(f"output_dir {str(run_dir)!r} already holds a run; pass --resume to continue it, "
-                          "or choose another --output-dir")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(dump_yaml(cfg))
-    random.seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
+    lock = RunLock(run_dir)
+    if run_dir.is_dir():  # first of all: another live run may be writing here (a new folder is locked once made)
+        lock.acquire()
+    try:
+        checkpoint = latest_checkpoint(run_dir) if resume else None
+        if resume and checkpoint is None:
+            raise ConfigError(f"--resume: {run_dir}/checkpoints holds no complete checkpoint; start without --resume")
+        if not resume and (run_dir / "metrics.jsonl").is_file() and (run_dir / "metrics.jsonl").stat().st_size > 0:
+            raise ConfigError(f"output_dir {str(run_dir)!r} already holds a run; pass --resume to continue it, "
+                              "or choose another --output-dir")
+        changes = resume_changes((run_dir / "config.yaml").read_text(), to_dict(cfg)) if resume else {}
 
-    # policy, reference, task, verifier, engine, optimizer
-    policy_cfg = cfg.model if checkpoint is None else dataclasses.replace(cfg.model, path=str(checkpoint))
-    model, tokenizer = load_policy(policy_cfg)
-    model.train()
-    ref_model = None
-    if cfg.algo.kl_coef > 0:  # the frozen reference is loaded only when the KL term is on
-        ref_model, _ = load_policy(cfg.model)
-        ref_model.eval().requires_grad_(False)
-    task = get_task(cfg.task)
-    verifier = build_verifier(cfg.reward, cfg.verifier, task.verifier)
-    if (note := verifier.deadline_note()) is not None:
-        print(f"rlvr: warning: {note}", file=sys.stderr)
-    train_rows = task.rows("train")
+        # task, verifier, policy, reference: everything that can fail on bad input, before a file is written
+        task, verifier, eval_verifier, train_rows, heldout = prepare_task(cfg)
+        if (note := verifier.deadline_note()) is not None:
+            print(f"rlvr: warning: {note}", file=sys.stderr)
+        random.seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        policy_cfg = cfg.model if checkpoint is None else dataclasses.replace(cfg.model, path=str(checkpoint))
+        model, tokenizer = load_policy(policy_cfg)
+        model.train()
+        ref_model = None
+        if cfg.algo.kl_coef > 0:  # the frozen reference is loaded only when the KL term is on
+            ref_model, _ = load_policy(cfg.model)
+            ref_model.eval().requires_grad_(False)
+
+        if not lock.held:
+            lock.acquire()
+        with StopSignals() as stop:
+            (run_dir / "config.yaml").write_text(dump_yaml(cfg))
+            if changes:
+                record_resume(run_dir, int(load_trainer_state(checkpoint)["step"]), changes)
+            return _train_loop(cfg, run_dir, checkpoint, task, verifier, eval_verifier, train_rows, heldout,
+                               model, ref_model, tokenizer, policy_cfg, stop, show_progress)
+    finally:
+        lock.release()
+
+
+def _train_loop(cfg: TrainConfig, run_dir: Path, checkpoint: Path | None, task: Task, verifier: VerifierSpec,
+                eval_verifier: VerifierSpec, train_rows: list[dict[str, Any]], heldout: list[dict[str, Any]],
+                model: torch.nn.Module, ref_model: torch.nn.Module | None, tokenizer, policy_cfg,
+                stop: StopSignals, show_progress: bool) -> Path:
+    # engine, optimizer, trainer state
     stream = PromptStream(len(train_rows), cfg.seed)
     prompt_cache: dict[int, list[int]] = {}
-    heldout = task.rows(cfg.eval.split, cfg.eval.problems) if cfg.eval.problems else []
     heldout_ids = [task.encode(r, tokenizer) for r in heldout]
     heldout_fields = [{"id": task.problem_id(r, i), "prompt": task.prompt(r, tokenizer),
                        **({"answer": r["answer"]} if "answer" in r else {})} for i, r in enumerate(heldout)]
-    eval_verifier = get_verifier(cfg.verifier or task.verifier)  # held-out correctness, without reward shaping
     engine = build_engine(cfg.rollout, policy_cfg, tokenizer, model=model, seed=cfg.seed)
     optimizer, scheduler = make_optimizer(
         model, cfg.optim.lr, cfg.optim.weight_decay, (cfg.optim.beta1, cfg.optim.beta2),
@@ -305,86 +361,138 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
         scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
         start_step, prompts_consumed = state["step"], state["prompts_consumed"]
-    log = RunLog(run_dir, resume_step=start_step if resume else None)
+    log = RunLog(run_dir, resume_step=start_step if checkpoint is not None else None,
+                 tensorboard="tensorboard" in cfg.report_to,
+                 wandb_config=to_dict(cfg) if "wandb" in cfg.report_to else None)
     algo, rollout = cfg.algo, cfg.rollout
     sampling = rollout.sampling()
     G, P = algo.group_size, algo.prompts_per_step
     # the agreement probe compares full-softmax log-probs; top-k / top-p samplers report truncated ones
     probe_limit = rollout.max_logprob_diff if rollout.top_k == 0 and rollout.top_p == 1.0 else None
+    console = Console(show_progress)
+    console.banner(cfg, task, engine_label(engine), len(train_rows), len(heldout), start_step, checkpoint)
+
+    saved_step = start_step
+    unverifiable_streak = 0
+    step = start_step
+
+    def save(at_step: int) -> None:
+        nonlocal saved_step
+        state = {"step": at_step, "prompts_consumed": prompts_consumed, "optimizer": optimizer.state_dict(),
+                 "scheduler": scheduler.state_dict(), "rng": rng_state()}
+        save_checkpoint(run_dir, at_step, model, tokenizer, state, keep=cfg.keep_checkpoints)
+        saved_step = at_step
 
     bar = tqdm(range(start_step + 1, cfg.steps + 1), desc="grpo", disable=not show_progress, dynamic_ncols=True,
                initial=start_step, total=cfg.steps)
-    for step in bar:
-        t_step = time.perf_counter()
-        timing = {"generate": 0.0, "verify": 0.0, "update": 0.0, "sync": 0.0}
+    try:
+        for step in bar:
+            t_step = time.perf_counter()
+            timing = {"generate": 0.0, "verify": 0.0, "update": 0.0, "sync": 0.0}
 
-        # 1. sample and 2. verify (dynamic sampling keeps only groups with a learning signal)
-        sampled, batch = Rollout(), Rollout()
-        rounds = groups_kept = 0
-        while groups_kept < P and rounds < (algo.max_sampling_rounds if algo.dynamic_sampling else 1):
-            rounds += 1
-            need = P - groups_kept
-            indices = stream.take(prompts_consumed, need)
-            prompts_consumed += need
-            for i in indices:
-                if i not in prompt_cache:
-                    prompt_cache[i] = task.encode(train_rows[i], tokenizer)
-            rollout = sample_and_verify(engine, [train_rows[i] for i in indices], [prompt_cache[i] for i in indices],
-                                        G, sampling, verifier, cfg.reward, timing)
-            sampled.extend(rollout)
-            keep = range(need)
-            if algo.dynamic_sampling:
-                rewards, valid = rewards_and_valid(rollout.verdicts)
-                keep = [g for g, flat in enumerate(zero_variance_groups(rewards, G, valid).tolist()) if not flat]
-            batch.extend(rollout.take([g * G + j for g in keep for j in range(G)]))
-            groups_kept += len(keep)
+            # 1. sample and 2. verify (dynamic sampling keeps only groups with a learning signal)
+            sampled, batch = Rollout(), Rollout()
+            rounds = groups_kept = 0
+            while groups_kept < P and rounds < (algo.max_sampling_rounds if algo.dynamic_sampling else 1):
+                rounds += 1
+                need = P - groups_kept
+                indices = stream.take(prompts_consumed, need)
+                prompts_consumed += need
+                for i in indices:
+                    if i not in prompt_cache:
+                        prompt_cache[i] = task.encode(train_rows[i], tokenizer)
+                rollout_batch = sample_and_verify(engine, [train_rows[i] for i in indices],
+                                                  [prompt_cache[i] for i in indices], G, sampling, verifier,
+                                                  cfg.reward, timing)
+                sampled.extend(rollout_batch)
+                keep = range(need)
+                if algo.dynamic_sampling:
+                    rewards, valid = rewards_and_valid(rollout_batch.verdicts)
+                    keep = [g for g, flat in enumerate(zero_variance_groups(rewards, G, valid).tolist()) if not flat]
+                batch.extend(rollout_batch.take([g * G + j for g in keep for j in range(G)]))
+                groups_kept += len(keep)
 
-        # 3. advantages
-        rewards, valid = rewards_and_valid(batch.verdicts)  # (B,) each
-        if not algo.mask_unverifiable:
-            valid = torch.ones_like(valid)
-        advantages = group_advantages(rewards, G, std_scaling=algo.std_scaling, std_scope=algo.std_scope, valid=valid)
-        sample_weight = valid.float()
-        if algo.mask_truncated:
-            sample_weight *= torch.tensor([f != "length" for f in batch.finish_reason], dtype=torch.float)
+            # 3. advantages
+            rewards, valid = rewards_and_valid(batch.verdicts)  # (B,) each
+            if not algo.mask_unverifiable:
+                valid = torch.ones_like(valid)
+            advantages = group_advantages(rewards, G, std_scaling=algo.std_scaling, std_scope=algo.std_scope,
+                                          valid=valid)
+            sample_weight = valid.float()
+            if algo.mask_truncated:
+                sample_weight *= torch.tensor([f != "length" for f in batch.finish_reason], dtype=torch.float)
 
-        # 4. update
-        t0 = time.perf_counter()
-        update_metrics: dict[str, float] = {}
-        if len(batch) > 0:
-            update_metrics = policy_update(model, ref_model, batch, advantages, sample_weight, cfg,
-                                           tokenizer.pad_token_id, optimizer, scheduler,
-                                           max_logprob_diff=probe_limit)
-        timing["update"] = time.perf_counter() - t0
-
-        # 5. sync: tied weights go under every name (vLLM reloads a layer that receives nothing with its old
-        # values); a colocated HF engine holds the policy module itself and has nothing to copy. The next
-        # step's update checks that the engine now samples with these weights (check_logprob_agreement).
-        t0 = time.perf_counter()
-        engine.load_weights(model.named_parameters(remove_duplicate=False))
-        timing["sync"] = time.perf_counter() - t0
-
-        # log, evaluate, checkpoint
-        metrics = step_metrics(sampled, G, rounds, len(batch) // G)
-        metrics.update(update_metrics)
-        metrics.update({f"time/{k}": v for k, v in timing.items()})
-        metrics["time/step"] = time.perf_counter() - t_step  # the training step alone, evaluation excluded
-        if heldout and ((cfg.eval.every and step % cfg.eval.every == 0) or step == cfg.steps):
+            # 4. update
             t0 = time.perf_counter()
-            metrics.update(evaluate_heldout(engine, heldout, heldout_ids, eval_verifier, cfg, step, run_dir,
-                                            heldout_fields))
-            metrics["time/eval"] = time.perf_counter() - t0
-        log.log(step, metrics)
-        log.samples(step, sample_rows(batch, advantages, cfg.log_samples, tokenizer, task))
-        if step % cfg.save_every == 0 or step == cfg.steps:
-            state = {"step": step, "prompts_consumed": prompts_consumed, "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict(), "rng": rng_state()}
-            save_checkpoint(run_dir, step, model, tokenizer, state, keep=cfg.keep_checkpoints)
-        bar.set_postfix(reward=f"{metrics['reward/mean']:.3f}", acc=f"{metrics['reward/accuracy']:.3f}")
+            update_metrics: dict[str, float] = {}
+            if len(batch) > 0:
+                update_metrics = policy_update(model, ref_model, batch, advantages, sample_weight, cfg,
+                                               tokenizer.pad_token_id, optimizer, scheduler,
+                                               max_logprob_diff=probe_limit)
+            timing["update"] = time.perf_counter() - t0
+
+            # 5. sync: tied weights go under every name (vLLM reloads a layer that receives nothing with its old
+            # values); a colocated HF engine holds the policy module itself and has nothing to copy. The next
+            # step's update checks that the engine now samples with these weights (check_logprob_agreement).
+            t0 = time.perf_counter()
+            engine.load_weights(model.named_parameters(remove_duplicate=False))
+            timing["sync"] = time.perf_counter() - t0
+
+            # log, evaluate, checkpoint
+            metrics = step_metrics(sampled, G, rounds, len(batch) // G)
+            metrics.update(update_metrics)
+            metrics.update({f"time/{k}": v for k, v in timing.items()})
+            metrics["time/step"] = time.perf_counter() - t_step  # the training step alone, evaluation excluded
+            if heldout and ((cfg.eval.every and step % cfg.eval.every == 0) or step == cfg.steps):
+                t0 = time.perf_counter()
+                metrics.update(evaluate_heldout(engine, heldout, heldout_ids, eval_verifier, cfg, step, run_dir,
+                                                heldout_fields))
+                metrics["time/eval"] = time.perf_counter() - t0
+                console.evaluation(step, metrics)
+            log.log(step, metrics)
+            log.samples(step, sample_rows(batch, advantages, cfg.log_samples, tokenizer, task, G))
+            if step % cfg.save_every == 0 or step == cfg.steps:
+                save(step)
+            bar.set_postfix(reward=f"{metrics['reward/mean']:.3f}", acc=f"{metrics['reward/accuracy']:.3f}")
+            console.step(step, cfg.steps, metrics)
+
+            # a run that cannot learn says so instead of finishing quietly
+            if metrics["reward/unverifiable_rate"] >= 1.0:
+                unverifiable_streak += 1
+                first = next(v.reason for v in sampled.verdicts if v.status == "unverifiable")
+                print(f"rlvr: warning: step {step}: the verifier could judge none of the {len(sampled)} samples, so "
+                      f"nothing is learned; first reason: {first}", file=sys.stderr, flush=True)
+                if unverifiable_streak >= UNVERIFIABLE_STEPS_TO_STOP:
+                    raise RunStopped(
+                        f"rlvr train: error: the verifier could judge no sample in {unverifiable_streak} steps in a "
+                        f"row (first reason: {first}); stopped at step {step}. Check the verifier with rlvr verify "
+                        "on a few rows of the task, and that the task's rows carry the fields it reads", 2)
+            else:
+                unverifiable_streak = 0
+            if stop.requested is not None:
+                break
+    except KeyboardInterrupt:  # a second Ctrl-C: stop now, mid-step; the newest checkpoint is intact
+        bar.close()
+        log.close()
+        raise RunStopped(stopped_message(run_dir, step - 1, saved_step), 130) from None
+    finally:
+        bar.close()
+        engine.close()  # a colocated vLLM frees its memory now, not at exit
     log.close()
-    engine.close()  # a colocated vLLM frees its memory now, not at exit
     write_plots(run_dir)
+    if stop.requested is not None and step < cfg.steps:
+        if saved_step < step:
+            save(step)
+        raise RunStopped(stopped_message(run_dir, step, saved_step), stop.exit_code)
+    console.summary(run_dir, latest_checkpoint(run_dir))
     return run_dir
+
+
+def stopped_message(run_dir: Path, step: int, saved_step: int) -> str:
+    newest = latest_checkpoint(run_dir)
+    where = f"newest checkpoint {newest}" if newest is not None else "no checkpoint yet"
+    again = f"rlvr train --config {run_dir}/config.yaml --resume" if newest is not None else "start it again"
+    return f"rlvr train: stopped after step {step}; {where}; continue with: {again}"
 
 
 def step_metrics(sampled: Rollout, group_size: int, rounds: int, groups_in_batch: int) -> dict[str, float]:
@@ -407,7 +515,13 @@ def step_metrics(sampled: Rollout, group_size: int, rounds: int, groups_in_batch
     }
 
 
-def sample_rows(batch: Rollout, advantages: torch.Tensor, count: int, tokenizer, task: Task) -> list[dict[str, Any]]:
+def sample_rows(batch: Rollout, advantages: torch.Tensor, count: int, tokenizer, task: Task,
+                group_size: int) -> list[dict[str, Any]]:
+    """``count`` samples for samples.jsonl, spread over the batch's groups (one per group first)."""
+    B = len(batch)
+    groups = max(1, B // max(1, group_size))
+    order = [g * group_size + j for j in range(group_size) for g in range(groups)]  # round-robin over groups
+    picked = sorted(i for i in order[: min(count, B)] if i < B)
     return [
         {
             "prompt": tokenizer.decode(batch.prompt_ids[i], skip_special_tokens=True),
@@ -418,6 +532,7 @@ def sample_rows(batch: Rollout, advantages: torch.Tensor, count: int, tokenizer,
             "reason": batch.verdicts[i].reason,
             "finish_reason": batch.finish_reason[i],
             "advantage": float(advantages[i]),
+            "group": i // max(1, group_size),
         }
-        for i in range(min(count, len(batch)))
+        for i in picked
     ]

@@ -14,3 +14,8 @@ def odd_answers_only(completion: str, example) -> Verdict:
     if int(example["answer"]) % 2 == 0:
         return Verdict("incorrect", 0.0, "even answer: constant reward")
     return digit_share(completion, example)
+
+
+def always_raises(completion: str, example) -> Verdict:
+    """A plugin with a bug: every call raises, so nothing can be judged."""
+    raise KeyError("final")

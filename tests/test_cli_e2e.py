@@ -128,3 +128,17 @@ def test_help_lists_commands():
     for command in ("train", "sft", "demo"):
         assert command in out
     assert "--resume" in rlvr("train", "--help").stdout
+
+
+def test_demo_smoke_reports_one_figure_per_model(tmp_path):
+    """The demo with tiny budgets: the GRPO figure is the run's own final evaluation (one pass@1 per model)."""
+    out = tmp_path / "demo"
+    rlvr("demo", "--output-dir", str(out), "--heldout", "8", "--seed", "3", "--set", "steps=2",
+         "--set", "algo.prompts_per_step=2", "--sft-set", "steps=2", "--no-progress")
+    summary = json.loads((out / "summary.json").read_text())
+    final = json.loads((out / "grpo" / "eval" / "step-2" / "summary.json").read_text())
+    assert summary["grpo_pass_at_1"] == final["metrics"]["pass@1"]["value"] and final["n_problems"] == 8
+    assert summary["seed"] == 3 and summary["n_heldout"] == 8
+    for key in ("boxed_share", "step_by_step_share", "boxed_accuracy"):
+        assert 0 <= summary[f"sft_{key}"] <= 1 and 0 <= summary[f"grpo_{key}"] <= 1
+    assert (out / "plots" / "pass_at_k.png").is_file()

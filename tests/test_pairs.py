@@ -180,7 +180,7 @@ def test_write_read_round_trip(tmp_path: Path) -> None:
     lines = path.read_text(encoding="utf-8").splitlines()
     assert len(lines) == 3
     assert json.loads(lines[0]) == {"prompt": "2+2=", "chosen": " 4", "rejected": " 5"}  # the plain TRL layout
-    assert "ünïcode ✓" in lines[1]
+    assert json.loads(lines[1])["prompt"] == "ünïcode ✓" and lines[1].isascii()  # one line whatever the text holds
     assert pair_to_row(pairs[2])["chosen"] == [assistant("4")]
     assert sorted(p.name for p in path.parent.iterdir()) == ["pairs.jsonl"]  # no temporary file left
 

@@ -37,7 +37,7 @@ def last_boxed(text: str) -> str | None:
     return None  # unbalanced: the box never closes
 
 
-@register("integer_boxed", isolated=False)  # a regex and int(): cheap and trusted
+@register("integer_boxed", isolated=False, requires=("answer",))  # a regex and int(): cheap and trusted
 def integer_boxed(completion: str, example: Mapping[str, Any]) -> Verdict:
     """Correct iff the last boxed answer is exactly the integer ``example['answer']``."""
     try:

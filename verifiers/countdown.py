@@ -60,7 +60,7 @@ def evaluate_expression(text: str) -> tuple[Fraction, list[int]]:
     return _value(tree, literals), literals
 
 
-@register("countdown", isolated=False)  # ast with size bounds: cheap and trusted
+@register("countdown", isolated=False, requires=("numbers", "target"))  # ast with size bounds: cheap and trusted
 def countdown(completion: str, example: Mapping[str, Any]) -> Verdict:
     """Correct iff the answer uses exactly ``example['numbers']`` and equals ``example['target']``."""
     try:

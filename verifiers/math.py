@@ -426,7 +426,8 @@ _WARM_UP_CASES = [
 ]
 
 
-@register("math", isolated=True, timeout_s=5.0, warm_up_cases=_WARM_UP_CASES)  # sympy on model text: a sandboxed process per sample, killed at 5 s
+@register("math", isolated=True, timeout_s=5.0, warm_up_cases=_WARM_UP_CASES,
+          requires=("answer",))  # sympy on model text: a sandboxed process per sample, killed at 5 s
 def math_verifier(completion: str, example: Mapping[str, Any], *, finish_reason: str = "stop") -> Verdict:
     """Correct iff the final answer of ``completion`` is ``example['answer']`` (see the module doc).
 

@@ -45,6 +45,14 @@ class VerifierSpec:
     warm_up_cases: tuple[tuple[str, Mapping[str, Any]], ...] = ()  # run once per sandbox worker before it forks
     takes_finish_reason: bool = False  # fn/batch accept finish_reason(s)= ("stop" or "length")
     batch_takes_timeout: bool = False  # batch accepts timeout_s=
+    requires: tuple[str, ...] = ()  # example fields it reads; a task whose rows lack one is refused at load
+
+    def required_fields(self) -> tuple[str, ...]:
+        """The example fields this verifier (every component of a combination) reads."""
+        fields = list(self.requires)
+        for component, _ in self.components:
+            fields += [f for f in component.required_fields() if f not in fields]
+        return tuple(fields)
 
     @property
     def ref(self) -> str:
@@ -71,6 +79,8 @@ class VerifierSpec:
             return "; ".join(n for n in notes if n) or None
         if self.isolated or self.batch is not None:
             return None
+        if getattr(self.fn, "__module__", "").startswith("verifiers."):
+            return None  # a built-in in-process check: bounded regexes and arithmetic, it cannot hang
         return (f"verifier {self.name!r} runs in the trainer's process (registered with isolated=False): "
                 "no deadline applies to it, and if it hangs the run hangs; register it with isolated=True "
                 "(the default) to judge each sample in a sandboxed process killed at its deadline")
@@ -102,7 +112,8 @@ def _accepts(fn: Callable | None, name: str) -> bool:
 
 
 def make_spec(name: str, fn: Verifier | None, *, batch: BatchVerifier | None = None, isolated: bool = True,
-              timeout_s: float | None = None, warm_up_cases: Sequence[tuple[str, Mapping[str, Any]]] = ()) -> VerifierSpec:
+              timeout_s: float | None = None, warm_up_cases: Sequence[tuple[str, Mapping[str, Any]]] = (),
+              requires: Sequence[str] = ()) -> VerifierSpec:
     """A ``VerifierSpec`` for ``fn``; reads from the signatures which optional arguments it takes."""
     if fn is not None and not callable(fn):
         raise ValueError(f"verifier {name!r} is not a function (got {type(fn).__name__})")
@@ -115,11 +126,13 @@ def make_spec(name: str, fn: Verifier | None, *, batch: BatchVerifier | None = N
         takes_finish_reason=_accepts(batch if batch is not None else fn,
                                      "finish_reasons" if batch is not None else "finish_reason"),
         batch_takes_timeout=_accepts(batch, "timeout_s"),
+        requires=tuple(requires),
     )
 
 
 def register(name: str, *, isolated: bool = True, timeout_s: float | None = None, batch: BatchVerifier | None = None,
-             warm_up_cases: Sequence[tuple[str, Mapping[str, Any]]] = ()) -> Callable[[Verifier], Verifier]:
+             warm_up_cases: Sequence[tuple[str, Mapping[str, Any]]] = (),
+             requires: Sequence[str] = ()) -> Callable[[Verifier], Verifier]:
     """Decorator: make ``fn`` available as ``get_verifier(name)``; returns ``fn`` unchanged.
 
     ``isolated=True`` (default): judge each sample in a sandboxed process killed after
@@ -128,13 +141,16 @@ def register(name: str, *, isolated: bool = True, timeout_s: float | None = None
     cheap, trusted checks). ``batch``: a function ``(completions, examples) -> verdicts`` that
     judges whole batches itself (then ``isolated`` does not apply: it runs its own processes).
     ``warm_up_cases``: ``(completion, example)`` pairs run once in each sandbox worker before it
-    forks samples, so parsers are built and caches filled once.
+    forks samples, so parsers are built and caches filled once. ``requires``: the example fields
+    it reads (e.g. ``("answer",)``), so a task without them is refused at load, not scored
+    unverifiable at every step.
     """
 
     def wrap(fn: Verifier) -> Verifier:
         if name in _REGISTRY and _REGISTRY[name].fn is not fn:
             raise ValueError(f"a verifier named {name!r} is already registered ({_REGISTRY[name].fn!r})")
-        spec = make_spec(name, fn, batch=batch, isolated=isolated, timeout_s=timeout_s, warm_up_cases=warm_up_cases)
+        spec = make_spec(name, fn, batch=batch, isolated=isolated, timeout_s=timeout_s, warm_up_cases=warm_up_cases,
+                         requires=requires)
         _REGISTRY[name] = spec
         _BY_FUNCTION[id(fn)] = spec
         return fn

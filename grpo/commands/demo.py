@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from importlib import resources
@@ -22,7 +23,7 @@ from grpo.config import ConfigError, ModelConfig, RolloutConfig, SFTConfig, Trai
 from grpo.engines.base import SamplingParams
 from grpo.engines.factory import build_engine
 from grpo.eval import EvalResult, evaluate
-from grpo.models import load_tokenizer, quiet_transformers, set_threads
+from grpo.models import load_policy, load_tokenizer, quiet_transformers, set_threads
 from grpo.sft import train_sft
 from grpo.tiny_model import build_tiny_policy_for_task
 from grpo.trainer import train
@@ -52,6 +53,31 @@ def evaluate_model(model_dir: str | Path, task_name: str, problems: int, max_new
     engine = build_engine(RolloutConfig(engine="hf", batch_size=512), model_cfg, tokenizer)
     sampling = SamplingParams(temperature=EVAL_TEMPERATURE, max_new_tokens=max_new_tokens)
     return evaluate(engine, prompt_ids, rows, get_verifier(task.verifier), n=EVAL_N, ks=EVAL_KS, sampling=sampling)
+
+
+def final_evaluation(run_dir: Path, step: int) -> EvalResult:
+    """The GRPO run's own held-out evaluation at its last step (reports in ``eval/step-N``)."""
+    folder = run_dir / "eval" / f"step-{step}"
+    summary = json.loads((folder / "summary.json").read_text())
+    per_problem = [json.loads(line) for line in (folder / "per_problem.jsonl").read_text().splitlines()]
+    metrics = summary["metrics"]
+    return EvalResult(pass_at={k: metrics[f"pass@{k}"]["value"] for k in EVAL_KS},
+                      mean_reward=metrics["mean_reward"]["value"],
+                      unverifiable_rate=metrics["unverifiable_rate"], n_problems=summary["n_problems"],
+                      n_samples=summary["n"], per_problem=per_problem)
+
+
+STEP_BY_STEP = re.compile(r"\d+\s*[-+]\s*\d+\s*=\s*-?\d+")  # an intermediate "6 + 8 = 14"
+
+
+def answer_styles(per_problem: list[dict]) -> dict[str, float]:
+    """Shares of completions that box their answer, that work step by step, and the accuracy of boxed ones."""
+    completions = [(c, v["status"]) for q in per_problem for c, v in zip(q["completions"], q["verdicts"])]
+    boxed = [status for c, status in completions if "\\boxed{" in c]
+    n = max(1, len(completions))
+    return {"boxed_share": round(len(boxed) / n, 4),
+            "step_by_step_share": round(sum(bool(STEP_BY_STEP.search(c)) for c, _ in completions) / n, 4),
+            "boxed_accuracy": round(boxed.count("correct") / max(1, len(boxed)), 4)}
 
 
 def _save_eval(result: EvalResult, path: Path) -> None:
@@ -88,7 +114,11 @@ def run_demo(output_dir: str | Path = "runs/demo", grpo_overrides: Sequence[str]
     sft_cfg = load_config(SFTConfig, config_path("demo_sft.yaml"),
                           [f"model.path={out / 'base'}", f"output_dir={out / 'sft'}", *sft_overrides])
     grpo_cfg = load_config(TrainConfig, config_path("demo_grpo.yaml"),
-                           [f"model.path={out / 'sft'}", f"output_dir={out / 'grpo'}", *grpo_overrides])
+                           [f"model.path={out / 'sft'}", f"output_dir={out / 'grpo'}", f"eval.problems={heldout}",
+                            *grpo_overrides])
+    if tuple(grpo_cfg.eval.ks) != EVAL_KS or grpo_cfg.eval.n != EVAL_N:
+        raise ConfigError(f"the demo compares pass@1 and pass@8 of 8 samples before and after GRPO; keep eval.n = "
+                          f"{EVAL_N} and eval.ks = {list(EVAL_KS)}")
     if out.exists():
         if not (out / "base").exists() and any(out.iterdir()):
             raise ConfigError(f"{out} exists and is not a demo folder; choose another --output-dir")
@@ -124,12 +154,10 @@ def run_demo(output_dir: str | Path = "runs/demo", grpo_overrides: Sequence[str]
     run_dir = train(grpo_cfg, show_progress=show_progress)
     timings["grpo_seconds"] = time.perf_counter() - t
 
-    stage("5/5 evaluating the GRPO policy")
-    t = time.perf_counter()
-    grpo_eval = evaluate_model(run_dir, DEMO_TASK, heldout, max_tokens, threads=grpo_cfg.threads)
-    _save_eval(grpo_eval, out / "eval" / "grpo.json")
-    timings["eval_seconds"] += time.perf_counter() - t
+    stage("5/5 the GRPO policy on the same held-out problems (its final evaluation in training)")
+    grpo_eval = final_evaluation(run_dir, grpo_cfg.steps)
     _pass_at_k_plot(sft_eval, grpo_eval, out / "plots" / "pass_at_k.png")
+    sft_styles, grpo_styles = answer_styles(sft_eval.per_problem), answer_styles(grpo_eval.per_problem)
 
     summary = {
         "task": DEMO_TASK,
@@ -141,6 +169,9 @@ def run_demo(output_dir: str | Path = "runs/demo", grpo_overrides: Sequence[str]
         "sft_pass_at_8": sft_eval.pass_at[8],
         "grpo_pass_at_8": grpo_eval.pass_at[8],
         "pass_at_1_gain": grpo_eval.pass_at[1] - sft_eval.pass_at[1],
+        **{f"sft_{k}": v for k, v in sft_styles.items()},
+        **{f"grpo_{k}": v for k, v in grpo_styles.items()},
+        "seed": grpo_cfg.seed,
         "n_parameters": n_params,
         **{k: round(v, 1) for k, v in timings.items()},
         "wall_seconds": round(time.perf_counter() - start, 1),
@@ -150,6 +181,10 @@ def run_demo(output_dir: str | Path = "runs/demo", grpo_overrides: Sequence[str]
     for k in EVAL_KS:
         a, b = sft_eval.pass_at[k], grpo_eval.pass_at[k]
         print(f"{'pass@' + str(k):14}{a:8.3f}{b:8.3f}{b - a:+9.3f}")
+    for key, label in (("boxed_share", "boxed"), ("step_by_step_share", "step by step"),
+                       ("boxed_accuracy", "boxed correct")):
+        a, b = sft_styles[key], grpo_styles[key]
+        print(f"{label:14}{a:8.3f}{b:8.3f}{b - a:+9.3f}")
     print(f"\nheld-out problems: {heldout}; wall time {summary['wall_seconds']:.0f}s")
     print(f"summary: {out / 'summary.json'}; plots: {out / 'plots'} and {run_dir / 'plots'}; "
           f"TensorBoard: tensorboard --logdir {run_dir / 'tensorboard'}")

@@ -138,6 +138,9 @@ def run_eval(model: str, task_name: str, *, n: int = DEFAULT_N, ks: str | None =
         judge = get_verifier(verifier_name)
     except ValueError as exc:
         raise ConfigError(f"task {task.name!r}: {exc}") from exc
+    from grpo.trainer import check_rows_for
+
+    check_rows_for(judge, task, rows[0], split)
 
     # 2. the model and the engine
     import torch

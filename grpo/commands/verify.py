@@ -76,7 +76,7 @@ def verify_file(verifier_name: str, input_path: str | Path, output_path: str | P
                     counts[verdict.status] += 1
                     if verdict.status == "unverifiable" and first_unverifiable is None:
                         first_unverifiable = verdict.reason
-                    out.write(json.dumps({**row, **verdict.to_dict()}, ensure_ascii=False) + "\n")
+                    out.write(json.dumps({**row, **verdict.to_dict()}) + "\n")
                 print(f"rlvr verify: {sum(counts.values())} rows judged", file=log, flush=True)
         os.replace(tmp, output_path)
     finally:
