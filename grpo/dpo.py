@@ -130,8 +130,8 @@ def train_dpo(cfg: DPOConfig, show_progress: bool = True) -> Path:
         train_ref = None
     else:
         train_ref = all_sequence_logps(model, data.train, pad_id, optim.micro_batch_size)
-    heldout_ref = all_sequence_logps(ref_model or model, data.heldout, pad_id, optim.micro_batch_size) \
-        if data.heldout else None
+    reference = ref_model if ref_model is not None else model  # still the starting weights here
+    heldout_ref = all_sequence_logps(reference, data.heldout, pad_id, optim.micro_batch_size) if data.heldout else None
     print(f"rlvr dpo: {len(data.train)} training pairs, {len(data.heldout)} held-out pairs "
           f"({data.summary['train_file_counts']['dropped_too_long']} longer than data.max_length dropped, "
           f"{data.summary['train_file_counts']['used_sampled_ids']} with the sampled token ids); reference "

@@ -141,3 +141,17 @@ def test_dpo_warns_when_both_log_probs_fall(tiny_model_dir, tmp_path, capfd):
     assert metrics[-1]["dpo/reward_margin"] > 0  # while the gap grew
     err = capfd.readouterr().err
     assert err.count("warning: over steps 3-4 the log-probs of both the chosen") == 1
+
+
+def test_dpo_bad_input_writes_nothing(tiny_model_dir, pair_files, tmp_path, capsys):
+    from grpo.cli import main as rlvr_main
+
+    out = tmp_path / "run"
+    base = ["dpo", "--set", f"model.path={tiny_model_dir}", "--output-dir", str(out), "--no-progress"]
+    assert rlvr_main([*base, "--set", f"data.train={pair_files[0]}", "--set", "beta=0"]) == 2
+    assert "'beta' = 0" in capsys.readouterr().err
+    assert rlvr_main([*base, "--set", f"data.train={tmp_path / 'missing.jsonl'}"]) == 2
+    assert "missing.jsonl: no such pair file" in capsys.readouterr().err
+    assert rlvr_main([*base, "--set", f"data.train={pair_files[0]}", "--set", "model.path=/nonexistent/model"]) == 2
+    capsys.readouterr()
+    assert not out.exists()

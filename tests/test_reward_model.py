@@ -281,3 +281,64 @@ def test_bad_input_writes_nothing_and_an_existing_run_is_refused(tiny_model_dir,
     assert rlvr_main([*base, "--set", f"data.train={good}", "--set", "steps=2"]) == 2
     assert "already holds a run" in capsys.readouterr().err
     assert (out / "metrics.jsonl").read_text() == before
+
+
+# --------------------------------------------------------------------------- pair data
+
+
+def test_pair_data_reads_chat_parquet_and_uses_sampled_ids_only_when_they_fit(tiny_model_dir, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from grpo.config import PairDataConfig
+    from grpo.models import load_tokenizer
+    from grpo.pair_data import load_pair_data, split_by_prompt
+
+    tokenizer = load_tokenizer(ModelConfig(path=str(tiny_model_dir)))
+    rows = [{"prompt": [{"role": "user", "content": f"What is {i} + 1?"}],
+             "chosen": [{"role": "assistant", "content": f" {i + 1}"}],
+             "rejected": [{"role": "assistant", "content": f" {i + 2}"}]} for i in range(6)]
+    chat = tmp_path / "chat.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), chat)
+    data = load_pair_data(PairDataConfig(train=str(chat), use_chat_template=True, heldout_fraction=0.34), tokenizer, 0)
+    assert len(data.train) == 4 and len(data.heldout) == 2
+    pair = (data.train + data.heldout)[0]
+    text = tokenizer.apply_chat_template(rows[0]["prompt"], tokenize=False, add_generation_prompt=True)
+    everything = {tuple(p.prompt_ids) for p in data.train + data.heldout}
+    assert tuple(tokenizer(text, add_special_tokens=False).input_ids) in everything
+    assert pair.chosen_ids[-1] == tokenizer.eos_token_id
+    # chat pairs need the chat template: the error names the file and the pair
+    with pytest.raises(ConfigError, match=r"chat.parquet: pair 1: .*use_chat_template"):
+        load_pair_data(PairDataConfig(train=str(chat)), tokenizer, 0)
+
+    # sampled ids are used when they are this tokenizer's ids of the text, else the text is encoded
+    prompt = "Question: What is 2 + 2?\nAnswer:"
+    prompt_ids = tokenizer(prompt).input_ids
+    chosen_ids = tokenizer(" 4").input_ids  # no EOS: as a completion cut at max_new_tokens
+    rejected_ids = tokenizer(" 5").input_ids + [tokenizer.eos_token_id]
+    meta = {"prompt_ids": prompt_ids, "chosen_ids": chosen_ids, "rejected_ids": rejected_ids}
+    from grpo.pairs import PreferencePair
+
+    good = PreferencePair(prompt, " 4", " 5", meta=meta)
+    stale = PreferencePair(prompt, " 4", " 5", meta={**meta, "chosen_ids": tokenizer(" 7").input_ids})
+    path = write_pairs(tmp_path / "ids.jsonl", [good, stale])
+    cfg = PairDataConfig(train=str(path), heldout_fraction=0)
+    data = load_pair_data(cfg, tokenizer, 0)
+    assert data.summary["train_file_counts"]["used_sampled_ids"] == 1
+    assert data.train[0].chosen_ids == chosen_ids  # as sampled, without the EOS a re-encoding would add
+    assert data.train[1].chosen_ids == chosen_ids + [tokenizer.eos_token_id]  # re-encoded from the text
+    data = load_pair_data(PairDataConfig(train=str(path), heldout_fraction=0, use_sampled_ids=False), tokenizer, 0)
+    assert data.summary["train_file_counts"]["used_sampled_ids"] == 0
+    # too long: dropped and counted; nothing left: an error that names the fix
+    long = PreferencePair(prompt, " 4 4 4 4 4 4 4 4", " 5")
+    mixed = write_pairs(tmp_path / "mixed.jsonl", [good, long])
+    data = load_pair_data(PairDataConfig(train=str(mixed), heldout_fraction=0, max_length=len(prompt_ids) + 3),
+                          tokenizer, 0)
+    assert data.summary["train_file_counts"]["dropped_too_long"] == 1 and len(data.train) == 1
+    with pytest.raises(ConfigError, match="raise data.max_length"):
+        load_pair_data(PairDataConfig(train=str(path), max_length=8), tokenizer, 0)
+    # the held-out split keeps all pairs of a prompt on one side, and is seeded
+    pairs = [TokenPair([k], [1], [2], prompt_key=str(k)) for k in range(10) for _ in range(3)]
+    train, held = split_by_prompt(pairs, 0.2, seed=3)
+    assert len(held) == 6 and not {p.prompt_key for p in train} & {p.prompt_key for p in held}
+    assert split_by_prompt(pairs, 0.2, seed=3) == (train, held)
