@@ -46,6 +46,11 @@ from verifiers.math_quantities import ClockTime, Date, Duration, Ratio, parse_qu
         ("So there are 17 multiples of 6 below 105.", "17"),  # 105 is a condition, 17 the result
         ("There are 17 positive multiples of 6 less than 105.", "17"),
         ("She has 3 and then 4 more, 7 in all.", "7"),
+        ("The original price of the jacket was $80, before the 25% discount.", "80"),
+        ("It is not 40 but 45.", "45"),
+        ("So the library has 45 members instead of 40.", "45"),
+        ("So the library has 45 members, not 40.", "45"),
+        ("So the library does not have 45 members.", None),
     ],
 )
 def test_read_sentence(sentence, expected):

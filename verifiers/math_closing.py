@@ -49,11 +49,15 @@ _INTENTION = re.compile(
     r"^\W*(?:let\s+me|let's|let\s+us|we\s+need|we\s+have\s+to|i\s+will|i'll|i\s+need|now,?\s+let)\b", re.I
 )
 _CONDITION_BEFORE = re.compile(  # the last number is a condition, not the result: "... multiples of 6 below 105"
-    r"\b(?:below|above|under|over|than|from|among|between|per|by|within|except|besides|beyond|exceeding|up\s+to)\s*\$?\s*$", re.I
+    r"\b(?:below|above|under|over|than|from|among|between|per|by|within|except|besides|beyond|exceeding|up\s+to"
+    r"|before|after|with|without|during|since|until|including|excluding|instead\s+of|rather\s+than|not)"
+    r"\s+(?:the\s+|a\s+|an\s+)?\$?\s*$",
+    re.I,
 )
+_OTHER_NEGATED = re.compile(r"\b(?:instead\s+of|rather\s+than|not)\s+\$?(-?\d[\d.,/]*)", re.I)  # "not 40", "instead of 40"
 _RESULT_WORD = re.compile(r"=|\b(?:is|are|was|were|equals?|gives?|makes?|get|gets|has|have|total(?:s)?)\b", re.I)
 _RESULT_BEFORE = re.compile(r"(?:=|\b(?:is|are|gives?|get|gets|makes?|equals))\s*\$?\s*$", re.I)
-_CLAUSE_START = re.compile(r"[,;:](?=[^,;:]*$)")
+_CLAUSE_BREAK = re.compile(r"[,;:]|\bbut\b", re.I)
 _RATIO_WORDS = re.compile(r"(?<![\d.])(\d+)\s+to\s+(\d+)(?!\.?\d)")
 _CONTINUES = re.compile(  # words after the value that mean the sentence goes on computing
     r"\b(?:then|next|subtract|add|multiply|divide|divided|minus|plus|times|step|to\s+get|we\s+get)\b", re.I
@@ -225,23 +229,27 @@ def read_sentence(sentence: str, number_wanted: bool, ratio_wanted: bool = False
     if _INTENTION.match(s) and not _RESULT_BEFORE.search(s[:start]):
         return None, f"the closing sentence announces work, not a result: {_short(s)!r}"  # "Let's see if 14 works"
     clause = s[_clause_start(s[:start]) :]  # "Since she didn't eat any, she has 14": the negation is elsewhere
+    value = s[start:end]
+    clause = _OTHER_NEGATED.sub(lambda m: m.group() if m.group(1).rstrip(".,") == value else " ", clause)  # "45 instead of 40"
     if _NEGATION.search(clause):
         return None, f"the closing sentence negates its value: {_short(s)!r}"
     return answer, ""
 
 
 def _stated_after_result_word(s: str, numbers: list[re.Match], last: re.Match) -> re.Match | None:
-    """The first number after the last result word (is, are, =, gives) of the final clause, if any."""
+    """The first number after the last result word (is, are, was, =, gives) of the final clause, or else
+    of the whole sentence ("The original price was $80, before the 25% discount"), if any."""
     clause = _clause_start(s[: last.start()])
     markers = [m.end() for m in _RESULT_WORD.finditer(s, clause, last.start())]
+    markers = markers or [m.end() for m in _RESULT_WORD.finditer(s, 0, last.start())]
     if not markers:
         return None
     return next((n for n in numbers if n.start() >= markers[-1]), None)
 
 
 def _clause_start(text: str) -> int:
-    m = _CLAUSE_START.search(text)
-    return m.end() if m else 0
+    """Where the last clause of ``text`` starts (after its last comma, semicolon, colon or 'but')."""
+    return max((m.end() for m in _CLAUSE_BREAK.finditer(text)), default=0)
 
 
 def _joined_formulas(s: str, formulas: list[re.Match]) -> list[re.Match]:
