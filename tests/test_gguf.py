@@ -174,6 +174,27 @@ def test_load_gguf_reproduces_the_model_it_was_written_from(tiny):
 
 
 @needs_gguf
+def test_model_path_may_be_a_gguf_file(tiny):
+    """model.path (training) and rlvr eval --model take the .gguf itself; the HF engine samples from it, and
+    the vLLM engine, which reads folders, says to convert first."""
+    from grpo.config import ConfigError, ModelConfig, RolloutConfig
+    from grpo.engines.factory import build_engine, engine_name
+    from grpo.models import load_policy, load_tokenizer, resolve_model_path
+
+    path, reference, reference_tok = tiny
+    cfg = ModelConfig(path=str(path))
+    assert resolve_model_path(str(path)) == str(path)
+    model, tokenizer = load_policy(cfg)
+    torch.testing.assert_close(logits(model, tokenizer, TEXTS[0]), logits(reference, reference_tok, TEXTS[0]),
+                               rtol=1e-5, atol=1e-5)
+    assert load_tokenizer(cfg).eos_token == IM_END
+    assert engine_name(RolloutConfig(), cfg) == "hf"  # auto never picks vLLM for a .gguf
+    if importlib.util.find_spec("vllm") is not None:  # without vLLM, engine=vllm is refused at config load
+        with pytest.raises(ConfigError, match="rlvr convert --gguf"):
+            build_engine(RolloutConfig(engine="vllm"), cfg, tokenizer)
+
+
+@needs_gguf
 def test_convert_writes_a_plain_folder_with_identical_logits(tiny, tmp_path):
     from safetensors import safe_open
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -27,11 +27,12 @@ def estimated_parameters(model_path: str, trust_remote_code: bool = False) -> in
 def engine_name(rollout: RolloutConfig, model_cfg: ModelConfig) -> str:
     """The engine ``rollout.engine`` stands for: 'auto' picks vLLM where it is installed and the model is
     big enough to gain from it, else HF."""
+    from grpo.models import is_gguf, resolve_model_path
+
     if rollout.engine != "auto":
         return rollout.engine
-    if not vllm_available():
+    if not vllm_available() or is_gguf(model_cfg.path):  # vLLM reads a converted folder, not the .gguf
         return "hf"
-    from grpo.models import resolve_model_path
 
     size = estimated_parameters(resolve_model_path(model_cfg.path), model_cfg.trust_remote_code)
     return "vllm" if size is None or size >= AUTO_VLLM_MIN_PARAMS else "hf"
@@ -66,7 +67,12 @@ def build_engine(rollout: RolloutConfig, model_cfg: ModelConfig, tokenizer, *, m
             engine.load_weights(model.named_parameters(remove_duplicate=False))
         return engine
     from grpo.engines.vllm import VLLMEngine
+    from grpo.models import is_gguf
 
+    if is_gguf(model_cfg.path):
+        raise ConfigError(f"model.path {model_cfg.path!r} is a .gguf file, which the vLLM engine does not load: "
+                          f"convert it once with `rlvr convert --gguf {model_cfg.path} --output DIR` and set "
+                          "model.path=DIR, or use rollout.engine=hf")
     return VLLMEngine(resolve_model_path(model_cfg.path), tokenizer, dtype=model_cfg.dtype, seed=seed,
                       gpu_memory_utilization=rollout.gpu_memory_utilization, sleep_level=rollout.vllm_sleep_level,
                       cpu_kv_cache_gb=rollout.cpu_kv_cache_gb, sync_timeout_s=rollout.sync_timeout_s,
