@@ -577,6 +577,7 @@ def test_registered_by_name_and_reports_what_it_read():
         ("| n | value |\n|---|---|\n| 3 | 14 |", "14", None, "last_number"),
         ("Candidates:\n1. 10\n2. 12\n3. 14", "14", None, "last_number"),
         ("There are 1 000 000 grains.", "1000000", "1 000 000", "last_number"),
+        ("Each angle is $\\frac{540^\\circ}{5} = 108^\\circ$.", "108", "\\frac{540^\\circ}{5} = 108^\\circ", "last_number"),
     ],
 )
 def test_extract_answer(completion, gold, answer, source):

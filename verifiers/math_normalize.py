@@ -154,6 +154,7 @@ _TRIG = re.compile(r"\\(?:sin|cos|tan|sec|csc|cot)(?![A-Za-z])")
 _DEGREES = re.compile(  # a trailing degree sign, a unit
     r"\s*(?:\^\s*\{?\s*\\circ\s*\}?|\\circ|\\degree)\s*(?:\\text\{\s*[CF]\s*\}|[CF](?![A-Za-z]))?\s*$"
 )
+_INNER_DEGREES = re.compile(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\degree(?![A-Za-z])")  # braces only in pairs
 _TEXT_UNIT = re.compile(r"\\text\{\s*([A-Za-z][A-Za-z .'/\-]*)\s*\}(\s*\^\s*\{?\s*[23]\s*\}?)?")
 _UNIT_EXPONENT = re.compile(r"\s*\^\s*\{?\s*[23]\s*\}?\s*$")
 _ABBREVIATED_UNITS = frozenset(
@@ -174,6 +175,7 @@ def strip_units(s: str) -> tuple[str, bool]:
     s = _CURRENCY.sub(" ", s)
     if not _TRIG.search(s):  # \sin 30^\circ: the sign is part of the value (latex2sympy converts it)
         s = _DEGREES.sub(" ", s)
+        s = _INNER_DEGREES.sub("", s)  # \frac{540^\circ}{5}: without a trig function a degree sign is a unit
     s = _WHITESPACE.sub(" ", s).strip()
     percent = False
     m = _PERCENT.search(s)

@@ -348,6 +348,9 @@ _WRAPPED_TEXT = re.compile(r"^\\text\{[^{}]*[A-Za-z]{2}[^{}]*\}$")
 def parse_scalar_or_text(s: str) -> Scalar | Text | None:
     s = s.strip()
     words_only = unwrap_text(s)
+    stated = _NOT_BUT.fullmatch(words_only)
+    if stated:  # "not 7 but 12" states 12 (and "not red but blue" states blue)
+        return parse_scalar_or_text(stated.group(1))
     if _TEXTY.match(words_only) and (_WRAPPED_TEXT.match(s) or _looks_like_words(words_only)):
         n = number_word_value(words_only)
         if n is not None:
@@ -385,6 +388,7 @@ _QUALIFIER = re.compile(  # words that change what a value says: "not 5", "7 or 
     re.I,
 )
 _NEGATED_ASIDE = re.compile(r"(.*\S)\s*\(\s*not\s+[^()]*\)", re.I | re.S)  # "3 (not 2)": states 3
+_NOT_BUT = re.compile(r"\s*not\s+[^,;]*?,?\s+but\s+(.+)", re.I | re.S)  # "not 7 but 12": states 12
 
 
 def parse_scalar(s: str) -> Scalar | None:
@@ -395,9 +399,9 @@ def parse_scalar(s: str) -> Scalar | None:
     """
     words = unwrap_text(s)
     if _QUALIFIER.search(words):
-        aside = _NEGATED_ASIDE.fullmatch(words)
-        if aside and not _QUALIFIER.search(aside.group(1)):
-            return parse_scalar(aside.group(1))
+        stated = _NEGATED_ASIDE.fullmatch(words) or _NOT_BUT.fullmatch(words)
+        if stated and not _QUALIFIER.search(stated.group(1)):
+            return parse_scalar(stated.group(1))
         return None
     s, percent = strip_units(s)
     if not s:
