@@ -35,8 +35,9 @@ from grpo.config import DPOConfig, dump_yaml
 from grpo.logprobs import completion_logprobs, pack
 from grpo.models import load_policy, set_threads
 from grpo.optim import make_optimizer
-from grpo.pair_data import BatchOrder, TokenPair, chunks, load_pair_data, refuse_existing_run
+from grpo.pair_data import BatchOrder, PairData, TokenPair, chunks, load_pair_data, refuse_existing_run
 from grpo.rlhf_losses import dpo_loss
+from grpo.runfolder import RunLock
 from grpo.runlog import RunLog
 
 
@@ -137,8 +138,16 @@ def train_dpo(cfg: DPOConfig, show_progress: bool = True) -> Path:
           f"{data.summary['train_file_counts']['used_sampled_ids']} with the sampled token ids); reference "
           f"{cfg.reference} ({time.perf_counter() - t0:.1f}s)", file=sys.stderr)
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(dump_yaml(cfg))
+    with RunLock(run_dir):  # one process per run folder
+        refuse_existing_run(run_dir)  # again: another process may have started one since the check above
+        (run_dir / "config.yaml").write_text(dump_yaml(cfg))
+        return _train(cfg, run_dir, model, tokenizer, data, train_ref, ref_model, heldout_ref, show_progress)
+
+
+def _train(cfg: DPOConfig, run_dir: Path, model, tokenizer, data: PairData,
+           train_ref: tuple[torch.Tensor, torch.Tensor] | None, ref_model: torch.nn.Module | None,
+           heldout_ref: tuple[torch.Tensor, torch.Tensor] | None, show_progress: bool) -> Path:
+    pad_id, optim = tokenizer.pad_token_id, cfg.optim
     model.train()
     optimizer, scheduler = make_optimizer(model, optim.lr, optim.weight_decay, (optim.beta1, optim.beta2),
                                           optim.schedule, optim.warmup_steps, cfg.steps)

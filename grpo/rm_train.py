@@ -25,11 +25,12 @@ from grpo.checkpoint import rng_state, save_checkpoint
 from grpo.config import RewardModelConfig, dump_yaml
 from grpo.models import set_threads
 from grpo.optim import make_optimizer
-from grpo.pair_data import BatchOrder, TokenPair, chunks, load_pair_data, refuse_existing_run
+from grpo.pair_data import BatchOrder, PairData, TokenPair, chunks, load_pair_data, refuse_existing_run
 from grpo.reward_model import RewardStats, TokenizerWithRewardStats, init_reward_model, score_sequences, \
     sequence_rewards
 from grpo.rlhf_losses import bradley_terry_loss
 from grpo.rm_eval import agreement_on_policy_samples, calibration_table, pairwise_metrics, write_report
+from grpo.runfolder import RunLock
 from grpo.runlog import RunLog
 
 
@@ -76,8 +77,13 @@ def train_reward_model(cfg: RewardModelConfig, show_progress: bool = True) -> Pa
 
         resolve_model_path(cfg.agreement.policy)
         get_task(cfg.agreement.task).rows(cfg.agreement.split, 1)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(dump_yaml(cfg))
+    with RunLock(run_dir):  # one process per run folder
+        refuse_existing_run(run_dir)  # again: another process may have started one since the check above
+        (run_dir / "config.yaml").write_text(dump_yaml(cfg))
+        return _train(cfg, run_dir, model, tokenizer, data, show_progress)
+
+
+def _train(cfg: RewardModelConfig, run_dir: Path, model, tokenizer, data: PairData, show_progress: bool) -> Path:
     print(f"rlvr rm: {len(data.train)} training pairs, {len(data.heldout)} held-out pairs "
           f"({data.summary['train_file_counts']['dropped_too_long']} longer than data.max_length dropped, "
           f"{data.summary['train_file_counts']['used_sampled_ids']} with the sampled token ids)", file=sys.stderr)
