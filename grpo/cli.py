@@ -94,6 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_convert_arguments(p)
 
+    p = sub.add_parser("export", help="a run's checkpoint as a standalone model folder (LoRA merged with --merge)",
+                       description="Write a run's newest checkpoint (or a given checkpoint) as a model folder without "
+                                   "trainer state. --merge merges LoRA adapters into the base weights: a plain model "
+                                   "that AutoModelForCausalLM and vLLM load without peft.")
+    from grpo.commands.export import add_export_arguments
+
+    add_export_arguments(p)
+
     p = sub.add_parser("vllm-serve", help="serve a model with vLLM for rollout.vllm_mode=server",
                        description="Run vLLM in this process behind a small HTTP API (GET /health, POST /generate, "
                                    "POST /load_weights with a safetensors body); the trainer samples from it and "
@@ -172,6 +180,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from grpo.gguf import run_convert
 
             return run_convert(args)
+        elif args.command == "export":
+            from grpo.commands.export import run_from_args as run_export
+
+            return run_export(args)
         elif args.command == "vllm-serve":
             from grpo.engines.vllm_server import serve
 

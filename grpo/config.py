@@ -25,10 +25,41 @@ from grpo.losses import LossAggMode
 
 
 @dataclass(frozen=True)
+class LoraConfig:
+    """Low-rank adapters (Hu et al. 2021, arXiv:2106.09685) through peft: W x + (alpha / r) B A x."""
+
+    r: int = 16  # rank of each adapter (A: r x in, B: out x r)
+    alpha: float = 32.0  # scale numerator: the update is (alpha / r) B A
+    dropout: float = 0.0  # dropout on the adapter's input (0 keeps sampler and trainer log-probs identical)
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")  # module names that get adapters
+
+    def __post_init__(self) -> None:
+        _check(self.r >= 1, "r", self.r, "must be >= 1, e.g. 16")
+        _check(self.alpha > 0, "alpha", self.alpha, "must be > 0, e.g. 2 * r")
+        _check(0 <= self.dropout < 1, "dropout", self.dropout, "must be in [0, 1), e.g. 0.0")
+        _check(len(self.target_modules) > 0, "target_modules", self.target_modules,
+               "must name at least one module, e.g. [q_proj, v_proj]")
+
+
+def _peft_installed() -> bool:
+    try:
+        return importlib.util.find_spec("peft") is not None
+    except ValueError:  # an entry of None in sys.modules: imports of it are blocked
+        return False
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     path: str = "runs/demo/base"  # a local model folder, a run folder (its newest checkpoint is used), or a hub id
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # parameter dtype of the policy
     trust_remote_code: bool = False  # allow model code from the hub (only for models you trust)
+    lora: LoraConfig | None = None  # train low-rank adapters only ({r, alpha, dropout, target_modules}); null = full fine-tuning
+    gradient_checkpointing: bool = False  # recompute activations in the backward pass: less memory, ~30% more update time
+
+    def __post_init__(self) -> None:
+        if self.lora is not None and not _peft_installed():
+            raise ConfigError("config field 'lora' is set, but peft is not installed: pip install 'peft>=0.14' "
+                              "(a dependency of rlvr; reinstall it), or set model.lora: null for full fine-tuning")
 
 
 @dataclass(frozen=True)

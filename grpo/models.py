@@ -1,13 +1,18 @@
-"""Loading models: a model folder, a run folder (its newest checkpoint) or a hub id, in a dtype."""
+"""Loading models: a model folder, a LoRA adapter folder, a run folder (its newest checkpoint) or a hub id,
+in a dtype; the reference policy; the CPU's bfloat16 support; peak memory."""
 
 from __future__ import annotations
 
+import dataclasses
+import resource
+import sys
 from pathlib import Path
 
 import torch
 
 from grpo.checkpoint import latest_checkpoint
 from grpo.config import ConfigError, ModelConfig
+from grpo.lora import AdaptersDisabled, adapter_base_path, apply_lora, attach_adapter, is_adapter_folder, is_peft_model
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -25,9 +30,9 @@ def is_gguf(path: str) -> bool:
 
 
 def resolve_model_path(path: str) -> str:
-    """A model folder or .gguf file as is; a run folder -> its newest checkpoint; anything else is a hub id."""
+    """A model or adapter folder or .gguf file as is; a run folder -> its newest checkpoint; anything else is a hub id."""
     p = Path(path)
-    if (p / "config.json").is_file() or (is_gguf(path) and p.is_file()):
+    if (p / "config.json").is_file() or is_adapter_folder(p) or (is_gguf(path) and p.is_file()):
         return str(p)
     if p.is_dir():
         ckpt = latest_checkpoint(p)
@@ -76,21 +81,99 @@ def load_tokenizer(cfg: ModelConfig):
 
 
 def load_policy(cfg: ModelConfig):
-    """(model, tokenizer) for training. A .gguf file is dequantized into a plain float model."""
-    from transformers import AutoModelForCausalLM
+    """(model, tokenizer) for training, in ``cfg.dtype``, on the CPU.
 
+    A .gguf file is dequantized into a plain float model. With ``cfg.lora``, the model gets fresh
+    adapters (only they train), or, when ``cfg.path`` is a LoRA checkpoint, that checkpoint's adapters
+    on their base model; without, a LoRA checkpoint is loaded merged into a plain model.
+    """
+    check_dtype_supported(cfg.dtype)
     if is_gguf(cfg.path):
         from grpo.gguf import load_gguf
 
-        return load_gguf(cfg.path, cfg.dtype)
-    tokenizer = load_tokenizer(cfg)
-    try:
-        model = AutoModelForCausalLM.from_pretrained(
-            resolve_model_path(cfg.path), dtype=DTYPES[cfg.dtype], trust_remote_code=cfg.trust_remote_code
-        )
-    except OSError as exc:
-        raise _load_error(cfg, exc) from exc
+        model, tokenizer = load_gguf(cfg.path, cfg.dtype)
+        resolved = cfg.path
+    else:
+        tokenizer = load_tokenizer(cfg)
+        resolved = resolve_model_path(cfg.path)
+        model = _load_base(adapter_base_path(resolved) if is_adapter_folder(resolved) else resolved, cfg)
+    if is_adapter_folder(resolved):
+        model = attach_adapter(model, resolved, cfg.lora)
+    elif cfg.lora is not None:
+        local = Path(resolved).exists()  # a local base is recorded by absolute path: any working directory finds it
+        model = apply_lora(model, cfg.lora, str(Path(resolved).resolve()) if local else resolved)
+    if cfg.gradient_checkpointing:
+        # non-reentrant: gradients reach the adapters even though the frozen embeddings' outputs need none
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return model, tokenizer
+
+
+def _load_base(path: str, cfg: ModelConfig):
+    """A plain causal LM from a folder, hub id or .gguf file."""
+    from transformers import AutoModelForCausalLM
+
+    if is_gguf(path):
+        from grpo.gguf import load_gguf
+
+        return load_gguf(path, cfg.dtype)[0]
+    try:
+        return AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[cfg.dtype],
+                                                    trust_remote_code=cfg.trust_remote_code)
+    except OSError as exc:
+        raise _load_error(dataclasses.replace(cfg, path=path), exc) from exc
+
+
+def reference_policy(model, cfg: ModelConfig):
+    """The frozen reference for a KL term: a LoRA policy with its adapters disabled (no second copy), else
+    a second copy of ``cfg``'s model."""
+    if is_peft_model(model):
+        return AdaptersDisabled(model)
+    reference, _ = load_policy(dataclasses.replace(cfg, lora=None, gradient_checkpointing=False))
+    return reference.eval().requires_grad_(False)
+
+
+# ---------------------------------------------------------------- bfloat16 on the CPU
+
+def cpu_has_bf16(cpuinfo: str) -> bool | None:
+    """Whether ``/proc/cpuinfo`` text lists native bfloat16 instructions (x86: avx512_bf16 or amx_bf16;
+    Arm: bf16); None when it lists no flags at all (another OS, an unusual kernel: cannot tell)."""
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() in ("flags", "Features"):
+            flags.update(value.split())
+    if not flags:
+        return None
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def _read_cpuinfo() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
+def check_dtype_supported(dtype: str) -> None:
+    """Refuse bfloat16 on a CPU without bfloat16 instructions: torch would run every bf16 matmul through
+    float32 conversions, slower than float32 and less exact. (The policy trains on the CPU.)"""
+    if dtype == "bfloat16" and cpu_has_bf16(_read_cpuinfo()) is False:
+        raise ConfigError(
+            "config field 'model.dtype' = 'bfloat16': this CPU has no bfloat16 instructions (neither avx512_bf16 "
+            "nor amx_bf16 among the flags in /proc/cpuinfo), so torch would emulate bf16, slower than float32 and "
+            "less exact. Set model.dtype=float32 (or train on a CPU that has them)")
+
+
+# ---------------------------------------------------------------- memory
+
+def peak_memory_metrics() -> dict[str, float]:
+    """``memory/peak_rss_gb``: the process's peak resident memory so far (GiB); with CUDA in use also
+    ``memory/cuda_peak_gb``: the peak of memory allocated by torch on the current GPU so far."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    out = {"memory/peak_rss_gb": peak / (2**30 if sys.platform == "darwin" else 2**20)}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        out["memory/cuda_peak_gb"] = torch.cuda.max_memory_allocated() / 2**30
+    return out
 
 
 def set_threads(threads: int) -> None:

@@ -29,8 +29,9 @@ from grpo.engines.base import RolloutEngine, SamplingParams, WeightSyncError
 from grpo.engines.factory import build_engine
 from grpo.eval import evaluate, write_reports
 from grpo.logprobs import completion_logprobs, pack
+from grpo.lora import merged_weights
 from grpo.losses import loss_normalizers, policy_loss, truncated_importance_weights
-from grpo.models import load_policy, set_threads
+from grpo.models import load_policy, peak_memory_metrics, reference_policy, set_threads
 from grpo.optim import make_optimizer
 from grpo.plots import write_plots
 from grpo.rewards import build_verifier, shape_verdicts
@@ -322,10 +323,8 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
         policy_cfg = cfg.model if checkpoint is None else dataclasses.replace(cfg.model, path=str(checkpoint))
         model, tokenizer = load_policy(policy_cfg)
         model.train()
-        ref_model = None
-        if cfg.algo.kl_coef > 0:  # the frozen reference is loaded only when the KL term is on
-            ref_model, _ = load_policy(cfg.model)
-            ref_model.eval().requires_grad_(False)
+        # the frozen reference, only when the KL term is on: with LoRA, the policy with its adapters disabled
+        ref_model = reference_policy(model, cfg.model) if cfg.algo.kl_coef > 0 else None
 
         if not lock.held:
             lock.acquire()
@@ -431,11 +430,13 @@ def _train_loop(cfg: TrainConfig, run_dir: Path, checkpoint: Path | None, task: 
                                                max_logprob_diff=probe_limit)
             timing["update"] = time.perf_counter() - t0
 
-            # 5. sync: tied weights go under every name (vLLM reloads a layer that receives nothing with its old
-            # values); a colocated HF engine holds the policy module itself and has nothing to copy. The next
-            # step's update checks that the engine now samples with these weights (check_logprob_agreement).
+            # 5. sync: the base model's parameter names, LoRA adapters merged in for the sync and out again after,
+            # tied weights under every name (vLLM reloads a layer that receives nothing with its old values); a
+            # colocated HF engine holds the policy module itself and has nothing to copy. The next step's update
+            # checks that the engine now samples with these weights (check_logprob_agreement).
             t0 = time.perf_counter()
-            engine.load_weights(model.named_parameters(remove_duplicate=False))
+            with merged_weights(model) as named_tensors:
+                engine.load_weights(named_tensors)
             timing["sync"] = time.perf_counter() - t0
 
             # log, evaluate, checkpoint
@@ -443,6 +444,7 @@ def _train_loop(cfg: TrainConfig, run_dir: Path, checkpoint: Path | None, task: 
             metrics.update(update_metrics)
             metrics.update({f"time/{k}": v for k, v in timing.items()})
             metrics["time/step"] = time.perf_counter() - t_step  # the training step alone, evaluation excluded
+            metrics.update(peak_memory_metrics())
             if heldout and ((cfg.eval.every and step % cfg.eval.every == 0) or step == cfg.steps):
                 t0 = time.perf_counter()
                 metrics.update(evaluate_heldout(engine, heldout, heldout_ids, eval_verifier, cfg, step, run_dir,

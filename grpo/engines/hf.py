@@ -16,7 +16,8 @@ import torch
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 from transformers.generation.stopping_criteria import EosTokenCriteria, StopStringCriteria
 
-from grpo.engines.base import Completions, SamplingParams
+from grpo.engines.base import Completions, SamplingParams, WeightSyncError
+from grpo.lora import is_peft_model, plain_named_parameters
 
 
 class _WarpAndRecord(LogitsProcessor):
@@ -90,15 +91,25 @@ class HFEngine:
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
     def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
-        params = dict(self.model.named_parameters(remove_duplicate=False))  # tied weights under every name
+        """Copy weights under the base model's names into the module; its own tensors are skipped. A LoRA
+        (peft) module samples with its adapters, so it takes only its own tensors (the trainer's sync of
+        the module this engine holds)."""
+        peft = is_peft_model(self.model)
+        params = dict(plain_named_parameters(self.model))  # tied weights under every name
         params.update(dict(self.model.named_buffers()))
         with torch.no_grad():
             for name, tensor in named_tensors:
                 if name not in params:
                     raise KeyError(f"load_weights: the engine's model has no parameter {name!r}")
                 target = params[name]
-                if target.data_ptr() != tensor.data_ptr():
-                    target.copy_(tensor)
+                if target.data_ptr() == tensor.data_ptr():
+                    continue
+                if peft:
+                    raise WeightSyncError(
+                        f"load_weights: {name!r} is not this engine's own tensor. An HF engine over a LoRA policy "
+                        "samples with the trainer's module itself and takes no other weights; build it on the "
+                        "module the trainer updates (build_engine(..., model=policy))")
+                target.copy_(tensor)
 
     def close(self) -> None:
         """Nothing to free: the engine holds the trainer's own module."""

@@ -20,7 +20,11 @@ reference instead of through a socket.
   pass tied weights under every name (``named_parameters(remove_duplicate=False)``).
   The prefix cache is reset afterwards: its KV blocks were computed with the old
   weights. A sync that does not finish within ``sync_timeout_s`` ends the process
-  with a clear message (see ``hard_deadline``) instead of hanging.
+  with a clear message (see ``hard_deadline``) instead of hanging. Names that only a LoRA (peft)
+  model's own parameter list has are refused (vLLM would skip them without a word): a LoRA policy
+  sends its merged weights under the base model's names (``grpo.lora.merged_weights``).
+* **LoRA checkpoints**: a ``model_path`` that is an adapter folder starts vLLM on its base model
+  and then loads base + adapter, merged.
 * **Memory** (GPU): vLLM takes ``gpu_memory_utilization`` of the GPU; with
   ``sleep_level`` 1 or 2 it sleeps after each generate (weights offloaded or
   dropped, KV cache freed) so the update gets that memory back, and wakes for the
@@ -46,6 +50,7 @@ from typing import Iterable, Iterator, Sequence
 import torch
 
 from grpo.engines.base import Completions, SamplingParams, WeightSyncError
+from grpo.lora import adapter_base_path, check_plain_names, is_adapter_folder
 
 
 @contextmanager
@@ -129,6 +134,9 @@ class VLLMEngine:
                  trust_remote_code: bool = False):
         if tokenizer.eos_token_id is None:
             raise ValueError("the tokenizer has no eos_token; set one so completions can end")
+        adapter = model_path if is_adapter_folder(model_path) else None
+        if adapter is not None:  # a LoRA checkpoint: vLLM loads its base model, then the merged weights below
+            model_path = adapter_base_path(adapter)
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # engine core and worker in this process
         os.environ.setdefault("OMP_NUM_THREADS", str(torch.get_num_threads()))
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # no INFO lines per engine step in training logs
@@ -164,6 +172,8 @@ class VLLMEngine:
         finally:
             torch.set_num_threads = set_num_threads
         _quiet_rotary_reload_warning()
+        if adapter is not None:
+            self._load_merged_adapter(adapter, trust_remote_code)
 
     # ---------------------------------------------------------------- sampling
 
@@ -205,6 +215,7 @@ class VLLMEngine:
         tensors = [(name, t.detach()) for name, t in named_tensors]
         if not tensors:
             raise WeightSyncError("load_weights got no tensors")
+        check_plain_names([name for name, _ in tensors])
         with hard_deadline(self.sync_timeout_s, "the vLLM weight sync"):
             if self._asleep:
                 self.llm.wake_up(tags=["weights"])
@@ -215,6 +226,17 @@ class VLLMEngine:
             self.llm.reset_prefix_cache()  # cached KV blocks were computed with the old weights
         if not loaded or any(count != len(tensors) for count in loaded):
             raise WeightSyncError(f"vLLM's workers reported {loaded} tensors loaded; {len(tensors)} were sent")
+
+    def _load_merged_adapter(self, folder: str, trust_remote_code: bool) -> None:
+        """Base + adapter of a LoRA checkpoint, merged on the CPU in float32 and loaded in place."""
+        from grpo.config import ModelConfig
+        from grpo.lora import merged_weights
+        from grpo.models import load_policy
+
+        merged, _ = load_policy(ModelConfig(path=folder, dtype="float32", trust_remote_code=trust_remote_code))
+        with merged_weights(merged) as named_tensors:
+            self.load_weights(named_tensors)
+        del merged
 
     # ---------------------------------------------------------------- memory
 

@@ -42,6 +42,7 @@ from typing import Any, Iterable, Sequence
 import torch
 
 from grpo.engines.base import Completions, SamplingParams, WeightSyncError
+from grpo.lora import check_plain_names
 
 
 def weights_to_bytes(named_tensors: Iterable[tuple[str, torch.Tensor]]) -> bytes:
@@ -101,6 +102,8 @@ class VLLMServerEngine:
         """Nothing to free here: the server owns its engine and keeps running for the next client."""
 
     def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+        named_tensors = list(named_tensors)
+        check_plain_names(name for name, _ in named_tensors)
         payload = weights_to_bytes(named_tensors)
         try:
             self._request("POST", "/load_weights", payload, self.sync_timeout_s, "load weights",
