@@ -625,3 +625,26 @@ def test_no_signal_alarm_and_fast(monkeypatch):
         times.append(time.perf_counter() - start)
     assert not calls
     assert statistics.median(times[120:]) < 0.05  # generous: the machine is shared; the bench reports ~ms
+
+
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("answer phrases", "The answer is " * 5000),
+        ("hash lines", "####\n" * 5000),
+        ("answer lines", "Answer: 1\n" * 5000),
+        ("headings", "**Final Answer**\n" * 5000),
+        ("joined phrases", "the answer is , and the " * 2000),
+        ("conditions", "below " * 5000 + "105"),
+        ("if either", "if either " * 3000 + "5."),
+        ("not but", "not " * 5000 + "but " * 5000 + "5"),
+        ("unclosed boxes", "\\boxed{" * 5000),
+    ],
+)
+def test_adversarial_text_is_judged_quickly(name, text):
+    """Every scan is linear or bounded: a completion built to make a scanner quadratic is judged fast
+    (20,000 repetitions of 'The answer is ' once took three minutes)."""
+    start = time.perf_counter()
+    for finish_reason in ("stop", "length"):
+        assert math_verifier(text, {"answer": "5"}, finish_reason=finish_reason).status == I
+    assert time.perf_counter() - start < 3.0, name

@@ -233,8 +233,8 @@ def _number_wanted(gold: Gold | None) -> bool:
 def _phrase_answer(content: str, gold: Gold | None) -> str | None:
     """What an answer phrase states: its text when that is a value (``12 apples``, ``4 or 5``), else
     the value a sentence states (``**Final Answer** Janet makes $18 every day.`` -> ``18``)."""
-    if gold is not None and gold.choice:
-        return content
+    if (gold is not None and gold.choice) or len(content) > MAX_ANSWER_CHARS:
+        return content  # (judged as it is; too long an answer is refused there)
     if gold is not None and isinstance(gold.value, Text):
         lead = re.match(r"^([^,;:$]{1,30}?)\s*[,;:—-]\s", content)  # "Yes, because 221 = 13 x 17"
         return closing_statement(content) or (lead.group(1) if lead and len(lead.group(1).split()) <= 3 else content)

@@ -20,6 +20,7 @@ import re
 from verifiers.math_quantities import quantity_spans
 
 _TAIL_CHARS = 6000  # the closing sentence is near the end; never scan more than this
+_MAX_SENTENCE = 1500  # a longer "sentence" states no single answer (and bounds the regexes below)
 _COURTESY = re.compile(
     r"^\W*(?:i\s+hope\s+(?:this|that|it)\s+(?:helps|is\s+(?:correct|helpful|clear|right))|hope\s+(?:this|that|it)\s+helps"
     r"|let\s+me\s+know|feel\s+free|happy\s+to\s+help|good\s+luck|if\s+you\s+have\s+(?:any\s+)?(?:other\s+|further\s+|more\s+)?questions"
@@ -182,6 +183,8 @@ def read_sentence(sentence: str, number_wanted: bool, ratio_wanted: bool = False
     ratio): ``2 to 1`` is the ratio 2:1.
     """
     s = _EMPHASIS.sub("", sentence).strip()
+    if len(s) > _MAX_SENTENCE:
+        return None, "the closing sentence is too long to be a stated answer"
     if repetition_loop(s):
         return None, "the sentence repeats itself"
     if ratio_wanted:

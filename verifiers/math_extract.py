@@ -129,7 +129,7 @@ _ANCHORS = [
     ("gsm8k", re.compile(r"^[ \t]*#{4}[ \t]*", re.M)),
     ("anchor", re.compile(r"\bfinal\s+answer\s*(?:is\b|:|=)\s*:?", re.I)),
     ("anchor", re.compile(r"\bfinal\s+answer[ \t]*:?[ \t]*$", re.I | re.M)),
-    ("anchor", re.compile(r"^\W*answer\W*$", re.I | re.M)),  # "**Answer**", "## Answer" as a heading
+    ("anchor", re.compile(r"^[^\w\n]*answer[^\w\n]*$", re.I | re.M)),  # "**Answer**", "## Answer" as a heading
     (
         "anchor",
         re.compile(
@@ -137,7 +137,7 @@ _ANCHORS = [
             re.I,
         ),
     ),
-    ("anchor", re.compile(r"^[\s>*#\-+]*(?:\d+[.)]\s*)?(?:\*\*)?(?:the\s+|my\s+|our\s+)?answer\s*(?:\*\*)?\s*(?::|=)", re.I | re.M)),
+    ("anchor", re.compile(r"^[ \t>*#\-+]*(?:\d+[.)][ \t]*)?(?:\*\*)?(?:the\s+|my\s+|our\s+)?answer\s*(?:\*\*)?\s*(?::|=)", re.I | re.M)),
 ]  # "Answer:" starts its line; "let's verify the answer: 36 x 4 = 144" is no statement
 _MAX_CAPTURE = 4000  # longer than any final answer (the judge refuses answers over 2000 characters)
 _MARKDOWN_EMPHASIS = re.compile(r"(?<![\w)}])\*\*|\*\*(?![\w({])|__")
@@ -147,7 +147,22 @@ _SENTENCE_CUT = re.compile(
     r"(?:which|because|since|as\s+(?:this|it|the|we)|so\s+(?:the|that|we)|where|when|given|not)\b",
     re.I,
 )
-_TRAILING_JOIN = re.compile(r"(?:[\s,;:]|\b(?:and|but|while|whereas|so|the|a|an|then)\b)*$", re.I)
+_MAX_PHRASES = 64
+_TRAILING_WORD = re.compile(r"\b(?:and|but|while|whereas|so|the|a|an|then)$", re.I)
+
+
+def _strip_trailing_join(text: str) -> str:
+    """``"4 and the "`` -> ``"4"``: the words that join a statement to the next one (a loop, not a regex
+    anchored at the end, which would be quadratic)."""
+    while True:
+        text = text.rstrip(" \t\n,;:")
+        m = _TRAILING_WORD.search(text[-12:])
+        if not m:
+            return text
+        text = text[: len(text) - len(m.group())]
+
+
+
 _NEGATED_CONTENT = re.compile(r"^\s*(?:n't|not|never|(?:definitely|certainly|clearly|surely)\s+not)\b", re.I)
 _NOT_A_CLAIM = re.compile(  # the sentence around an answer phrase makes it hypothetical or past
     r"\b(?:if|suppose|supposing|assuming|assume|at\s+first|initially|originally|previously|earlier|i\s+thought"
@@ -216,6 +231,7 @@ def _phrases(text: str, boxes: list[tuple[int, int, int, int]], truncated: bool)
         if kept and start < kept[-1][1]:
             continue  # "final answer is" inside "Final Answer: The final answer is"
         kept.append((start, end, kind))
+    kept = kept[-_MAX_PHRASES:]  # more is a loop, not answers; the last ones still show a conflict
     statements: list[Statement] = []
     silent: tuple[int, str] | None = None
     for i, (start, end, kind) in enumerate(kept):
@@ -224,11 +240,12 @@ def _phrases(text: str, boxes: list[tuple[int, int, int, int]], truncated: bool)
         content, content_start, content_end, terminated = _phrase_content(plain, end, kind)
         if i + 1 < len(kept) and kept[i + 1][0] < content_end:  # another phrase in the same sentence
             content_end = kept[i + 1][0]  # "The answer to (a) is 3 and the answer to (b) is 4"
-            content = _TRAILING_JOIN.sub("", plain[content_start:content_end]).strip().strip("*").strip()
+            content = _strip_trailing_join(plain[content_start:content_end]).strip().strip("*").strip()
             terminated = True
         if any(content_start <= a < content_end or a <= content_start < b for a, b, _, _ in boxes):
             continue  # "The answer is $\boxed{5}$": the box is the statement
-        sentence = plain[_last_sentence_start(plain[:start]) : start]
+        window = plain[max(0, start - 400) : start]
+        sentence = window[_last_sentence_start(window) :]
         if not content:
             silent = (start, "the answer phrase is followed by nothing")
             continue
