@@ -3,7 +3,9 @@
 A checkpoint is written into ``checkpoints/.tmp-step-N`` and renamed to
 ``checkpoints/step-N`` only once every file is on disk, with a ``COMPLETE``
 marker inside; a kill at any moment leaves either the previous checkpoints or a
-``.tmp-*`` folder that nothing reads (and the next save clears away).
+``.tmp-*`` folder that nothing reads (and the next save clears away). A run of
+several processes adds the model and optimizer shards of every rank
+(``save_sharded_checkpoint``), so that it resumes on any number of processes.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["save_checkpoint", "load_trainer_state", "latest_checkpoint", "rng_state", "set_rng_state"]
+__all__ = ["save_checkpoint", "save_sharded_checkpoint", "sharded_state_of", "load_trainer_state", "latest_checkpoint",
+           "rng_state", "set_rng_state"]
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
@@ -48,14 +51,28 @@ def set_rng_state(state: dict[str, Any]) -> None:
 def save_checkpoint(run_dir: str | Path, step: int, model, tokenizer, trainer_state: dict[str, Any],
                     keep: int = 2) -> Path:
     """Write ``checkpoints/step-{step}`` atomically; keep the ``keep`` newest complete ones."""
+    tmp = _begin(run_dir, step, os.getpid())
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    return _publish(tmp, step, trainer_state, keep)
+
+
+def _begin(run_dir: str | Path, step: int, tag: int) -> Path:
+    """A fresh ``checkpoints/.tmp-step-N-TAG`` folder; temp folders of killed saves are cleared first."""
     root = Path(run_dir) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     for stale in root.glob(".tmp-*"):  # left by a killed save
         shutil.rmtree(stale, ignore_errors=True)
+    tmp = root / f".tmp-step-{step}-{tag}"
+    tmp.mkdir()
+    return tmp
+
+
+def _publish(tmp: Path, step: int, trainer_state: dict[str, Any], keep: int) -> Path:
+    """Add the trainer state and the ``COMPLETE`` marker, flush everything to disk, rename ``tmp`` to
+    ``step-N`` and drop all but the ``keep`` newest complete checkpoints."""
+    root = tmp.parent
     final = root / f"step-{step}"
-    tmp = root / f".tmp-step-{step}-{os.getpid()}"
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
     torch.save(trainer_state, tmp / "trainer_state.pt")
     (tmp / "trainer_state.json").write_text(json.dumps({"step": step}) + "\n")
     (tmp / "COMPLETE").write_text("ok\n")
@@ -72,6 +89,79 @@ def save_checkpoint(run_dir: str | Path, step: int, model, tokenizer, trainer_st
     for _, old in others[: max(0, len(others) - (keep - 1))]:  # the one just written always stays
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+# ---------------------------------------------------------------- several processes
+
+SHARDED_DIR = "sharded"  # torch.distributed.checkpoint files: model and optimizer, one set of shards per rank
+SHARDED_META = "sharded.json"  # what wrote them: format version, step, world size, sharding, torch version
+SHARDED_FORMAT = {"format": "rlvr-dcp", "version": 1}
+
+
+def save_sharded_checkpoint(run_dir: str | Path, step: int, model, optimizer, tokenizer,
+                            trainer_state: dict[str, Any], keep: int = 2, sharding: str = "fsdp") -> Path | None:
+    """A checkpoint of a run of several processes; every rank calls it (collectives inside).
+
+    The same atomic folder as ``save_checkpoint``, plus the sharded state: each rank writes its
+    shards of the model and the optimizer into ``step-N/sharded/`` with ``torch.distributed.checkpoint``
+    (a resume reshards them to any number of processes), and rank 0 writes the consolidated Hugging
+    Face model folder, the trainer state (optimizer excluded: it is in the shards) and
+    ``sharded.json``. ``COMPLETE`` is written and the folder renamed only after every rank's shards
+    are on disk. The run folder must be on a filesystem every node sees. Returns the folder (rank 0).
+    """
+    from grpo import distributed as dist
+
+    info = dist.current()
+    tmp = Path(dist.broadcast_object(str(_begin(run_dir, step, os.getpid())) if info.is_main else None,
+                                     "agreeing on the checkpoint folder"))
+    dist.save_sharded_state(tmp / SHARDED_DIR, model, optimizer)
+    full = dist.full_model_state(model)  # rank 0: the consolidated weights; collective under FSDP
+    final = None
+    if info.is_main:
+        dist.unwrap(model).save_pretrained(tmp, state_dict=full)
+        tokenizer.save_pretrained(tmp)
+        meta = {**SHARDED_FORMAT, "step": step, "world_size": info.world_size, "sharding": sharding,
+                "torch": torch.__version__}
+        (tmp / SHARDED_META).write_text(json.dumps(meta) + "\n")
+        del full
+        final = _publish(tmp, step, trainer_state, keep)
+    dist.barrier("waiting for rank 0 to finish the checkpoint")  # no rank runs ahead of an unfinished save
+    return final
+
+
+def sharded_state_of(checkpoint: str | Path) -> Path | None:
+    """The sharded-state folder of a checkpoint written by several processes, checked; None for a
+    one-process checkpoint. A checkpoint of another format version, or whose parts disagree on the
+    step or miss a shard file, is refused (``ConfigError``) before anything loads it."""
+    from grpo.errors import ConfigError
+
+    folder = Path(checkpoint)
+    meta_path = folder / SHARDED_META
+    if not meta_path.is_file():
+        if (folder / SHARDED_DIR).exists():
+            raise ConfigError(f"checkpoint {folder} holds {SHARDED_DIR}/ but no {SHARDED_META}: it mixes files of "
+                              "different saves or versions; resume from another checkpoint (delete this one)")
+        return None
+    meta = json.loads(meta_path.read_text())
+    if {k: meta.get(k) for k in SHARDED_FORMAT} != SHARDED_FORMAT:
+        raise ConfigError(
+            f"checkpoint {folder} was written in sharded format {meta.get('format')!r} version {meta.get('version')!r} "
+            f"(by torch {meta.get('torch')}); this rlvr reads {SHARDED_FORMAT['format']!r} version "
+            f"{SHARDED_FORMAT['version']}. Resume it with the rlvr that wrote it, or start a new run from its model "
+            f"folder: --set model.path={folder}")
+    steps = {"folder name": folder.name.removeprefix("step-"), SHARDED_META: str(meta.get("step")),
+             "trainer_state.json": str(json.loads((folder / "trainer_state.json").read_text()).get("step"))}
+    if len(set(steps.values())) > 1:
+        raise ConfigError(f"checkpoint {folder} mixes files of different saves: the step is "
+                          f"{', '.join(f'{v} in {k}' for k, v in steps.items())}; resume from another checkpoint")
+    from grpo.distributed import missing_shard_files
+
+    missing = missing_shard_files(folder / SHARDED_DIR)
+    if missing:
+        raise ConfigError(f"checkpoint {folder} is missing {len(missing)} shard file(s) its metadata names (e.g. "
+                          f"{SHARDED_DIR}/{missing[0]}; written by {meta.get('world_size')} processes): it was copied "
+                          "or deleted in part; resume from another checkpoint")
+    return folder / SHARDED_DIR
 
 
 def share_like_umask(folder: Path) -> None:

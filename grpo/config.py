@@ -75,6 +75,7 @@ class RolloutConfig(SamplingParams):
     cpu_kv_cache_gb: float = 1.0  # CPU: memory for vLLM's KV cache
     sync_timeout_s: float = 300.0  # a weight sync that takes longer stops the run with an error
     max_logprob_diff: float = 0.1  # stop if sampler and trainer log-probs differ more (mean |diff|; off with top-k/p)
+    seeding: Literal["auto", "stream", "per_prompt"] = "auto"  # per_prompt: each prompt's samples seeded by (seed, its place in the prompt stream), alike on any number of processes; stream: from torch's RNG; auto: per_prompt under torchrun, else stream
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -140,6 +141,22 @@ class OptimConfig:
 
 
 @dataclass(frozen=True)
+class DistConfig:
+    """Several processes under torchrun (grpo/distributed.py); a one-process run ignores it."""
+
+    sharding: Literal["fsdp", "ddp"] = "fsdp"  # fsdp: FSDP2 fully_shard per decoder layer, then the root; ddp: a whole replica per rank
+    mixed_precision: bool = False  # fsdp: compute in bfloat16 over float32 weights, reduce gradients in float32
+    cpu_offload: bool = False  # fsdp: keep the sharded weights, gradients and optimizer state in host memory
+    timeout_s: float = 600.0  # a collective that waits longer (a rank died or hangs) stops every rank
+    bind_cores: bool = True  # give each rank of a node its share of the cores (torch threads and sandbox pool follow)
+
+    def __post_init__(self) -> None:
+        _check(self.timeout_s > 0, "timeout_s", self.timeout_s, "must be > 0 seconds, e.g. 600")
+        _check(not (self.sharding == "ddp" and (self.mixed_precision or self.cpu_offload)), "sharding",
+               self.sharding, "mixed_precision and cpu_offload are FSDP settings: set sharding: fsdp, or turn them off")
+
+
+@dataclass(frozen=True)
 class EvalConfig(SamplingParams):
     """Held-out evaluation during training: its own sampling (the fields of ``SamplingParams``), and what to report."""
 
@@ -199,9 +216,12 @@ class TrainConfig:
     log_samples: int = 4  # completions per step written to samples.jsonl
     threads: int = 0  # torch CPU threads (0 = leave torch's default)
     report_to: tuple[Literal["tensorboard", "wandb"], ...] = ("tensorboard",)  # trackers besides metrics.jsonl; wandb: offline without WANDB_API_KEY
+    dist: DistConfig = field(default_factory=DistConfig)  # several processes (torchrun): sharding, deadline, cores
+    world_size: int = 1  # processes of the run: recorded from torchrun's WORLD_SIZE, not a setting
 
     def __post_init__(self) -> None:
         _check(self.steps >= 1, "steps", self.steps, "must be >= 1")
+        _check(self.world_size >= 1, "world_size", self.world_size, "must be >= 1 (it is set from WORLD_SIZE)")
         if "wandb" in self.report_to and importlib.util.find_spec("wandb") is None:
             raise ConfigError("config field 'report_to' names wandb, which is not installed: "
                               "pip install 'rlvr[wandb]' (or leave wandb out of report_to)")
@@ -234,9 +254,12 @@ class SFTConfig:
     seed: int = 0  # data order and initialisation
     output_dir: str = "runs/sft"  # the run folder
     threads: int = 0  # torch CPU threads (0 = leave torch's default)
+    dist: DistConfig = field(default_factory=DistConfig)  # several processes (torchrun): sharding, deadline, cores
+    world_size: int = 1  # processes of the run: recorded from torchrun's WORLD_SIZE, not a setting
 
     def __post_init__(self) -> None:
         _check(self.steps >= 1, "steps", self.steps, "must be >= 1")
+        _check(self.world_size >= 1, "world_size", self.world_size, "must be >= 1 (it is set from WORLD_SIZE)")
         _check(self.batch_size >= 1, "batch_size", self.batch_size, "must be >= 1")
         _check(self.max_length >= 8, "max_length", self.max_length, "must be >= 8")
 

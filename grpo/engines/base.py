@@ -3,10 +3,14 @@
 Engines (``hf``: Hugging Face ``generate``; ``vllm``: vLLM colocated or as a server) implement
 ``RolloutEngine``:
 
-* ``generate(prompt_ids, n, sampling) -> Completions``: ``n`` samples for each prompt, grouped
-  by prompt (all samples of prompt 0 first), each with its token ids, text, the sampler's
+* ``generate(prompt_ids, n, sampling, seeds=None) -> Completions``: ``n`` samples for each prompt,
+  grouped by prompt (all samples of prompt 0 first), each with its token ids, text, the sampler's
   log-probability of every sampled token under the distribution it was actually drawn from,
-  and why it stopped.
+  and why it stopped. With ``seeds`` (one per prompt), sample ``j`` of prompt ``i`` is drawn
+  from its own generator seeded with ``seeds[i] + j``, so a prompt's samples do not depend on
+  which other prompts share the call: a run split over several processes samples what one
+  process would (``SEED_SPAN`` keeps every seed below vLLM's limit). Without, seeds come from
+  torch's global RNG.
 * ``load_weights(named_tensors)``: take new policy weights after an optimizer step (an engine
   that samples with the policy module itself has nothing to copy).
 * ``close()``: free the engine's memory now rather than at exit.
@@ -26,6 +30,9 @@ import torch
 from grpo.errors import check_field
 
 FinishReason = Literal["stop", "length"]
+
+
+SEED_SPAN = 2**31 - 1 - 2**16  # per-prompt seeds lie in [0, SEED_SPAN): seed + j stays a valid 31-bit seed
 
 
 class WeightSyncError(RuntimeError):
@@ -80,7 +87,8 @@ class Completions:
 
 
 class RolloutEngine(Protocol):
-    def generate(self, prompt_ids: Sequence[Sequence[int]], n: int, sampling: SamplingParams) -> Completions: ...
+    def generate(self, prompt_ids: Sequence[Sequence[int]], n: int, sampling: SamplingParams,
+                 seeds: Sequence[int] | None = None) -> Completions: ...
 
     def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None: ...
 

@@ -1,4 +1,5 @@
-"""The one place that builds a rollout engine from config: training, evaluation and PPO all call it."""
+"""The one place that builds a rollout engine from config (training, evaluation and PPO all call it), and
+the one that hands it the policy's weights (``sync_weights``)."""
 
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ def build_engine(rollout: RolloutConfig, model_cfg: ModelConfig, tokenizer, *, m
 
         engine = VLLMServerEngine(rollout.vllm_server_url, tokenizer, sync_timeout_s=rollout.sync_timeout_s)
         if model is not None:  # the server may hold other weights than the trainer's
-            engine.load_weights(model.named_parameters(remove_duplicate=False))
+            sync_weights(engine, model)
         return engine
     from grpo.engines.vllm import VLLMEngine
     from grpo.models import is_gguf
@@ -77,3 +78,37 @@ def build_engine(rollout: RolloutConfig, model_cfg: ModelConfig, tokenizer, *, m
                       gpu_memory_utilization=rollout.gpu_memory_utilization, sleep_level=rollout.vllm_sleep_level,
                       cpu_kv_cache_gb=rollout.cpu_kv_cache_gb, sync_timeout_s=rollout.sync_timeout_s,
                       trust_remote_code=model_cfg.trust_remote_code)
+
+
+def sync_weights(engine: RolloutEngine, model) -> None:
+    """Hand the policy's current weights to ``engine`` (after each optimizer step; a collective when the
+    run has several processes: every rank calls it).
+
+    Under the base model's parameter names, LoRA adapters merged in for the sync and out again
+    after, tied weights under every name (vLLM reloads a layer that receives nothing with its old
+    values). An HF engine that holds the policy module itself has nothing to copy. Over several
+    ranks the weights are gathered one FSDP unit (decoder layer) at a time
+    (``grpo.distributed.gathered_named_tensors``): a colocated vLLM on every rank loads them as they
+    come; a shared ``rlvr vllm-serve`` gets them from rank 0 alone, and no rank samples again before
+    it has them.
+    """
+    from grpo import distributed
+    from grpo.engines.hf import HFEngine
+    from grpo.lora import merged_weights
+
+    if not distributed.current().is_distributed:
+        with merged_weights(model) as named_tensors:
+            engine.load_weights(named_tensors)
+        return
+    if isinstance(engine, HFEngine) and engine.model is distributed.unwrap(model):
+        return
+    stream = distributed.gathered_named_tensors(model)
+    if type(engine).__name__ == "VLLMServerEngine":
+        if distributed.current().is_main:
+            engine.load_weights(stream)
+        else:
+            for _ in stream:  # take part in each layer's gather; rank 0 sends
+                pass
+        distributed.barrier("waiting for rank 0's weight sync to the vLLM server")
+    else:
+        engine.load_weights(stream)

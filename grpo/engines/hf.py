@@ -16,15 +16,23 @@ import torch
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 from transformers.generation.stopping_criteria import EosTokenCriteria, StopStringCriteria
 
+from grpo.distributed import gathered_for_generation
 from grpo.engines.base import Completions, SamplingParams, WeightSyncError
 from grpo.lora import is_peft_model, plain_named_parameters
 
 
 class _WarpAndRecord(LogitsProcessor):
-    """Temperature, top-k, top-p; remembers log-probs of the tokens that get sampled."""
+    """Temperature, top-k, top-p; remembers log-probs of the tokens that get sampled.
 
-    def __init__(self, sampling: SamplingParams):
+    With ``row_seeds`` it also draws each row's token itself, from that row's own generator, and
+    hands ``generate`` (running greedy) a distribution with all mass on it: a row's samples then
+    depend only on its seed, not on the other rows of the batch.
+    """
+
+    def __init__(self, sampling: SamplingParams, row_seeds: Sequence[int] | None = None):
         self.sampling = sampling
+        self.row_seeds = row_seeds
+        self._generators: list[torch.Generator] | None = None
         self._last: torch.Tensor | None = None  # (B, V) log-probs of the step just sampled
         self.chosen: list[torch.Tensor] = []  # T x (B,)
 
@@ -45,7 +53,19 @@ class _WarpAndRecord(LogitsProcessor):
             drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
             scores = scores.masked_fill(drop, float("-inf"))
         self._last = torch.log_softmax(scores, dim=-1)
-        return scores
+        if self.row_seeds is None or s.temperature == 0:
+            return scores
+        return self._draw(self._last)
+
+    def _draw(self, logprobs: torch.Tensor) -> torch.Tensor:
+        """(B, V) scores that put all mass on one token per row, drawn with the row's generator."""
+        if self._generators is None:
+            self._generators = [torch.Generator(device=logprobs.device).manual_seed(int(seed))
+                                for seed in self.row_seeds]
+        probs = logprobs.exp()  # (B, V)
+        tokens = torch.cat([torch.multinomial(probs[b], 1, generator=g) for b, g in enumerate(self._generators)])
+        onehot = torch.full_like(logprobs, float("-inf"))
+        return onehot.scatter_(1, tokens[:, None], 0.0)  # (B, V)
 
     def _record(self, input_ids: torch.Tensor) -> None:
         if self._last is not None:
@@ -79,7 +99,11 @@ class HFEngine:
     """``RolloutEngine`` over a ``transformers`` causal LM.
 
     Colocated with the trainer, the engine usually holds the policy module itself;
-    then its weights are always current and ``load_weights`` has nothing to copy.
+    then its weights are always current and ``load_weights`` has nothing to copy. A policy
+    sharded over several processes (FSDP2) is gathered once for the whole of ``generate``
+    (``grpo.distributed.gathered_for_generation``): ranks decode different numbers of steps, so a
+    gather in every forward would leave them waiting on each other. Every rank must call
+    ``generate`` then, with or without prompts.
     """
 
     def __init__(self, model: torch.nn.Module, tokenizer, *, batch_size: int = 256):
@@ -115,24 +139,30 @@ class HFEngine:
         """Nothing to free: the engine holds the trainer's own module."""
 
     @torch.no_grad()
-    def generate(self, prompt_ids: Sequence[Sequence[int]], n: int, sampling: SamplingParams) -> Completions:
-        requests = [(i, list(p)) for i, p in enumerate(prompt_ids) for _ in range(n)]
+    def generate(self, prompt_ids: Sequence[Sequence[int]], n: int, sampling: SamplingParams,
+                 seeds: Sequence[int] | None = None) -> Completions:
+        if seeds is not None and len(seeds) != len(prompt_ids):
+            raise ValueError(f"generate: {len(seeds)} seeds for {len(prompt_ids)} prompts (one per prompt)")
+        requests = [(i, list(p), None if seeds is None else int(seeds[i]) + j)
+                    for i, p in enumerate(prompt_ids) for j in range(n)]
         out = Completions()
         was_training = self.model.training
         self.model.eval()
         try:
-            for start in range(0, len(requests), self.batch_size):
-                self._generate_chunk(requests[start : start + self.batch_size], sampling, out)
+            with gathered_for_generation(self.model):
+                for start in range(0, len(requests), self.batch_size):
+                    self._generate_chunk(requests[start : start + self.batch_size], sampling, out)
         finally:
             self.model.train(was_training)
         return out
 
-    def _generate_chunk(self, requests: list[tuple[int, list[int]]], sampling: SamplingParams, out: Completions) -> None:
+    def _generate_chunk(self, requests: list[tuple[int, list[int], int | None]], sampling: SamplingParams,
+                        out: Completions) -> None:
         device = next(self.model.parameters()).device
-        width = max(len(p) for _, p in requests)
+        width = max(len(p) for _, p, _ in requests)
         input_ids = torch.full((len(requests), width), self.pad_id, dtype=torch.long)
         attention_mask = torch.zeros((len(requests), width), dtype=torch.long)
-        for row, (_, prompt) in enumerate(requests):  # left padding
+        for row, (_, prompt, _) in enumerate(requests):  # left padding
             if not prompt:
                 raise ValueError("empty prompt: every prompt needs at least one token")
             input_ids[row, width - len(prompt) :] = torch.tensor(prompt)
@@ -144,9 +174,10 @@ class HFEngine:
         if sampling.stop:
             criteria.append(StopStringCriteria(self.tokenizer, list(sampling.stop)))
         recorder = _FinishRecorder(criteria, width, len(requests), device)
-        warper = _WarpAndRecord(sampling)
+        row_seeds = [seed for _, _, seed in requests] if requests[0][2] is not None else None
+        warper = _WarpAndRecord(sampling, row_seeds)
         config = GenerationConfig(
-            do_sample=sampling.temperature > 0,
+            do_sample=sampling.temperature > 0 and row_seeds is None,  # seeded rows: the warper draws
             max_new_tokens=sampling.max_new_tokens,
             # neutral values, so no default of the model's generation_config warps the scores again
             temperature=1.0, top_k=0, top_p=1.0, min_p=None, typical_p=1.0, repetition_penalty=1.0,
@@ -163,7 +194,7 @@ class HFEngine:
         new_tokens = sequences[:, width:].cpu()  # (B, T)
         logprobs = warper.finish(sequences).cpu()  # (B, T)
         finished_at = recorder.finished_at.cpu()
-        for row, (prompt_index, _) in enumerate(requests):
+        for row, (prompt_index, _, _) in enumerate(requests):
             end = int(finished_at[row])
             length = end + 1 if end >= 0 else new_tokens.shape[1]
             ids = new_tokens[row, :length].tolist()

@@ -177,21 +177,27 @@ class VLLMEngine:
 
     # ---------------------------------------------------------------- sampling
 
-    def generate(self, prompt_ids: Sequence[Sequence[int]], n: int, sampling: SamplingParams) -> Completions:
+    def generate(self, prompt_ids: Sequence[Sequence[int]], n: int, sampling: SamplingParams,
+                 seeds: Sequence[int] | None = None) -> Completions:
         from vllm import SamplingParams as VLLMSamplingParams
 
         if any(len(p) == 0 for p in prompt_ids):
             raise ValueError("empty prompt: every prompt needs at least one token")
+        if seeds is not None and len(seeds) != len(prompt_ids):
+            raise ValueError(f"generate: {len(seeds)} seeds for {len(prompt_ids)} prompts (one per prompt)")
+        if not prompt_ids:
+            return Completions()
         self._wake()
-        # one seed per prompt, drawn from torch's RNG: vLLM gives child j of a prompt seed + j
-        base = int(torch.randint(0, 2**31 - 1 - n * max(1, len(prompt_ids)), (1,)))
-        params = [
+        if seeds is None:  # one seed per prompt, drawn from torch's RNG
+            base = int(torch.randint(0, 2**31 - 1 - n * max(1, len(prompt_ids)), (1,)))
+            seeds = [base + i * n for i in range(len(prompt_ids))]
+        params = [  # vLLM gives child j of a prompt seed + j
             VLLMSamplingParams(
                 n=n, temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k,
                 max_tokens=sampling.max_new_tokens, stop=list(sampling.stop) or None, logprobs=0,
-                seed=base + i * n, skip_special_tokens=True,
+                seed=int(seed), skip_special_tokens=True,
             )
-            for i in range(len(prompt_ids))
+            for seed in seeds
         ]
         prompts = [{"prompt_token_ids": list(p)} for p in prompt_ids]
         outputs = self.llm.generate(prompts, params, use_tqdm=False)

@@ -8,10 +8,12 @@ same ``RolloutEngine`` contract over it (``rollout.vllm_mode: server``).
 The channel (JSON unless said otherwise; one request at a time, in order):
 
 * ``GET /health`` -> ``{"status": "ok", "model": PATH, "weights_version": N}``
-* ``POST /generate`` ``{"prompt_ids": [[int]], "n": G, "seed": S, "sampling":
-  {"temperature", "top_p", "top_k", "max_new_tokens", "stop"}}`` ->
+* ``POST /generate`` ``{"prompt_ids": [[int]], "n": G, "seed": S, "seeds": [int] | null,
+  "sampling": {"temperature", "top_p", "top_k", "max_new_tokens", "stop"}}`` ->
   ``{"prompt_index", "token_ids", "text", "logprobs", "finish_reason"}``, the
-  fields of ``Completions``. The same seed gives the same samples.
+  fields of ``Completions``. The same seed gives the same samples; ``seeds`` (one per
+  prompt) seeds each prompt's samples on their own (see ``RolloutEngine.generate``).
+  Several trainer ranks may share one server: requests are served one at a time.
 * ``POST /load_weights``, body: the weights as a safetensors file (HF parameter
   names, tied weights under every name) -> ``{"loaded": K, "weights_version": N}``.
   The server reloads them in place (``VLLMEngine.load_weights``) and resets its
@@ -89,9 +91,13 @@ class VLLMServerEngine:
             raise ConnectionError(f"vLLM server {self.url}: cannot {what} it ({exc.reason}); "
                                   "is `rlvr vllm-serve` running there?") from exc
 
-    def generate(self, prompt_ids: Sequence[Sequence[int]], n: int, sampling: SamplingParams) -> Completions:
+    def generate(self, prompt_ids: Sequence[Sequence[int]], n: int, sampling: SamplingParams,
+                 seeds: Sequence[int] | None = None) -> Completions:
+        if not prompt_ids:
+            return Completions()
         seed = int(torch.randint(0, 2**31 - 1, (1,)))  # from the trainer's RNG: seeded and resumed runs repeat
         body = {"prompt_ids": [list(p) for p in prompt_ids], "n": n, "seed": seed,
+                "seeds": None if seeds is None else [int(s) for s in seeds],
                 "sampling": {"temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": sampling.top_k,
                              "max_new_tokens": sampling.max_new_tokens, "stop": list(sampling.stop)}}
         out = self._request("POST", "/generate", json.dumps(body).encode(), self.generate_timeout_s, "generate")
@@ -148,7 +154,7 @@ def _handler(engine, model_path: str, sync_timeout_s: float):
                     s = req["sampling"]
                     sampling = SamplingParams(temperature=s["temperature"], top_p=s["top_p"], top_k=s["top_k"],
                                               max_new_tokens=s["max_new_tokens"], stop=tuple(s["stop"]))
-                    out = engine.generate(req["prompt_ids"], int(req["n"]), sampling)
+                    out = engine.generate(req["prompt_ids"], int(req["n"]), sampling, seeds=req.get("seeds"))
                     self._reply(200, {"prompt_index": out.prompt_index, "token_ids": out.token_ids, "text": out.text,
                                       "logprobs": out.logprobs, "finish_reason": out.finish_reason})
                 elif self.path == "/load_weights":
