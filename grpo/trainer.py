@@ -5,11 +5,21 @@ them with the task's verifier, turn rewards into group-normalised advantages,
 take ``num_iterations`` clipped policy-gradient steps on that batch, and hand the
 new weights to the rollout engine. DAPO (arXiv:2503.14476) and Dr. GRPO
 (arXiv:2503.20783) are settings of the same loop (see ``AlgoConfig``).
+
+Under ``torchrun`` every process runs this loop on its own share of the step's prompts (whole
+groups, so group normalization needs no communication), with its own rollout engine; the loss
+normalizers, advantages over the batch, gradients and metrics are reduced over ranks, so a step
+equals that of one process with the whole batch, and rank 0 alone writes the run folder
+(``grpo/distributed.py``). Every prompt is sampled with a seed of its own, a function of the run's
+seed and its position in the prompt stream (``rollout.seeding``), so the samples do not depend on
+the number of ranks.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import os
 import random
 import sys
 import time
@@ -19,18 +29,20 @@ from typing import Any, Mapping
 
 import numpy as np
 import torch
+import yaml
 from tqdm import tqdm
 
+from grpo import distributed
 from grpo.advantages import group_advantages, zero_variance_groups
-from grpo.checkpoint import latest_checkpoint, load_trainer_state, rng_state, save_checkpoint, set_rng_state
+from grpo.checkpoint import (latest_checkpoint, load_trainer_state, rng_state, save_checkpoint, save_sharded_checkpoint,
+                             set_rng_state, sharded_state_of)
 from grpo.config import ConfigError, RewardConfig, TrainConfig, dump_yaml, to_dict
 from grpo.console import Console, engine_label
-from grpo.engines.base import RolloutEngine, SamplingParams, WeightSyncError
-from grpo.engines.factory import build_engine
+from grpo.engines.base import SEED_SPAN, RolloutEngine, SamplingParams, WeightSyncError
+from grpo.engines.factory import build_engine, sync_weights
 from grpo.eval import evaluate, write_reports
 from grpo.logprobs import completion_logprobs, pack
-from grpo.lora import merged_weights
-from grpo.losses import loss_normalizers, policy_loss, truncated_importance_weights
+from grpo.losses import policy_loss, truncated_importance_weights
 from grpo.models import load_policy, peak_memory_metrics, reference_policy, set_threads
 from grpo.optim import make_optimizer
 from grpo.plots import write_plots
@@ -83,6 +95,14 @@ class PromptStream:
         return out
 
 
+def prompt_seed(seed: int, position: int) -> int:
+    """The sampling seed of the prompt at ``position`` of the prompt stream: a pure function of the run's
+    seed and the position, so a prompt is sampled alike on any rank, with any number of ranks, and
+    after a resume (``RolloutEngine.generate``: sample j of the prompt gets this seed + j)."""
+    digest = hashlib.blake2b(f"{seed}/{position}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") % SEED_SPAN
+
+
 def rewards_and_valid(verdicts: list[Verdict]) -> tuple[torch.Tensor, torch.Tensor]:
     """(B,) float rewards and (B,) bool: the verifier could judge the sample."""
     rewards = torch.tensor([v.reward for v in verdicts], dtype=torch.float)
@@ -92,9 +112,10 @@ def rewards_and_valid(verdicts: list[Verdict]) -> tuple[torch.Tensor, torch.Tens
 
 def sample_and_verify(engine: RolloutEngine, rows: list[Mapping[str, Any]], prompt_ids: list[list[int]],
                       group_size: int, sampling: SamplingParams, verifier: VerifierSpec, reward: RewardConfig,
-                      timing: dict[str, float]) -> Rollout:
+                      timing: dict[str, float], seeds: list[int] | None = None) -> Rollout:
+    """G samples of each prompt (``seeds``: one per prompt, see ``prompt_seed``), judged by this process."""
     t0 = time.perf_counter()
-    completions = engine.generate(prompt_ids, group_size, sampling)
+    completions = engine.generate(prompt_ids, group_size, sampling, seeds=seeds)
     t1 = time.perf_counter()
     sample_rows = [rows[i] for i in completions.prompt_index]
     verdicts = verify_batch(verifier, completions.text, sample_rows, timeout_s=reward.timeout_s,
@@ -147,6 +168,19 @@ class FirstPassStats:
                 self.sums[key] = self.sums.get(key, 0.0) + value * w
         self.ratio_max = max(self.ratio_max, metrics["ratio_max"])
 
+    def merge_ranks(self) -> None:
+        """Sums and maxima over every rank's micro-batches: each rank then holds the whole batch's metrics."""
+        parts = distributed.gather_objects((self.sums, self.tokens, self.ratio_max), "reducing the loss metrics")
+        if len(parts) == 1:
+            return
+        sums: dict[str, float] = {}
+        for part, _, _ in parts:
+            for key, value in part.items():
+                sums[key] = sums.get(key, 0.0) + value
+        self.sums = sums
+        self.tokens = sum(tokens for _, tokens, _ in parts)
+        self.ratio_max = max(ratio_max for _, _, ratio_max in parts)
+
     def mean(self, key: str) -> float:
         return self.sums.get(key, 0.0) / max(self.tokens, 1.0)
 
@@ -165,20 +199,32 @@ def policy_update(model: torch.nn.Module, ref_model: torch.nn.Module | None, bat
 
     With ``max_logprob_diff``, raises ``WeightSyncError`` before the first optimizer step when the
     sampler's log-probs differ from the trainer's by more than that (see ``check_logprob_agreement``).
+
+    Over several ranks (``model`` wrapped by ``grpo.distributed.wrap_policy``), ``batch`` is this
+    rank's share: the normalizers count every rank's tokens, gradients are summed over ranks, so the
+    step is that of one process with the whole batch; a rank with fewer micro-batches runs empty
+    ones, because every forward and backward of a sharded model is a collective.
     """
     algo, temperature = cfg.algo, cfg.rollout.temperature
+    device = torch.device(distributed.current().device)
     B = len(batch)
-    full = pack(batch.prompt_ids, batch.completion_ids, pad_id)
-    mask = full.completion_mask * sample_weight[:, None]  # (B, T) masked-out samples drop from the loss
-    num_seqs, num_tokens = loss_normalizers(mask)  # full-batch normalizers: micro-batches sum to the batch loss
-    T = full.completion_ids.shape[1]
-    sampler_logprobs = torch.zeros((B, T))  # (B, T) the rollout engine's log-probs of the sampled tokens
+    if B:
+        full = pack(batch.prompt_ids, batch.completion_ids, pad_id)
+        mask = full.completion_mask * sample_weight[:, None]  # (B, T) masked-out samples drop from the loss
+    else:
+        mask = torch.zeros((0, 1))
+    # the whole batch's normalizers (every rank's): micro-batches of all ranks sum to the batch loss
+    num_seqs, num_tokens = distributed.loss_normalizers_over_ranks(mask)
+    sampler_logprobs = torch.zeros(mask.shape)  # (B, T) the rollout engine's log-probs of the sampled tokens
     for i, lp in enumerate(batch.sampler_logprobs):
         sampler_logprobs[i, : len(lp)] = torch.tensor(lp)
     size = cfg.optim.micro_batch_size
     micro_batches = [list(range(s, min(B, s + size))) for s in range(0, B, size)]
-    micro_packs = [pack([batch.prompt_ids[i] for i in idx], [batch.completion_ids[i] for i in idx], pad_id)
+    micro_batches += [[]] * (int(distributed.max_over_ranks([len(micro_batches)])[0]) - len(micro_batches))
+    micro_packs = [pack([batch.prompt_ids[i] for i in idx], [batch.completion_ids[i] for i in idx], pad_id).to(device)
+                   if idx else pack([[pad_id]], [[pad_id]], pad_id).to(device)  # an empty micro-batch: mask 0
                    for idx in micro_batches]  # packed once, reused by the reference and every iteration
+    mask, sampler_logprobs, advantages = mask.to(device), sampler_logprobs.to(device), advantages.to(device)
 
     ref_logprobs: list[torch.Tensor | None] = [None] * len(micro_batches)
     if ref_model is not None:
@@ -193,31 +239,37 @@ def policy_update(model: torch.nn.Module, ref_model: torch.nn.Module | None, bat
         optimizer.zero_grad(set_to_none=True)
         for m, (idx, mb) in enumerate(zip(micro_batches, micro_packs)):
             Tm = mb.completion_ids.shape[1]
-            logprobs, entropy = completion_logprobs(model, mb, temperature, with_entropy=first_pass)  # (b, Tm)
-            mb_mask = mask[idx, :Tm]
-            mb_sampler = sampler_logprobs[idx, :Tm]  # (b, Tm)
-            if first_pass:
-                trainer_old.append(logprobs.detach())
-            if algo.tis:  # PPO ratio against the trainer's pi_old; each token weighted by min(pi_old / pi_sampler, cap)
-                old, is_weights = trainer_old[m], truncated_importance_weights(trainer_old[m], mb_sampler, algo.tis_cap)
-            else:  # PPO ratio against the sampler's log-probs
-                old, is_weights = mb_sampler, None
-            loss, metrics = policy_loss(
-                logprobs, old, advantages[idx], mb_mask,
-                clip_eps_low=algo.clip_eps_low, clip_eps_high=algo.clip_eps_high, loss_agg_mode=algo.loss_agg_mode,
-                kl_coef=algo.kl_coef, ref_logprobs=ref_logprobs[m],
-                num_seqs=num_seqs, num_tokens=num_tokens,
-                norm_constant=float(algo.loss_norm_constant or cfg.rollout.max_new_tokens),
-                is_weights=is_weights,
-            )
-            loss.backward()
-            if first_pass:
+            # DDP: gradients are summed over ranks once per optimizer step, after the last micro-batch
+            with distributed.gradient_sync(model, m == len(micro_batches) - 1):
+                logprobs, entropy = completion_logprobs(model, mb, temperature, with_entropy=first_pass)  # (b, Tm)
+                mb_mask = mask[idx, :Tm] if idx else torch.zeros_like(logprobs)
+                mb_sampler = sampler_logprobs[idx, :Tm] if idx else torch.zeros_like(logprobs)  # (b, Tm)
+                mb_advantages = advantages[idx] if idx else torch.zeros(1, device=device)
+                if first_pass:
+                    trainer_old.append(logprobs.detach())
+                if algo.tis:  # PPO ratio against the trainer's pi_old; each token weighted by min(pi_old / pi_sampler, cap)
+                    old = trainer_old[m]
+                    is_weights = truncated_importance_weights(trainer_old[m], mb_sampler, algo.tis_cap)
+                else:  # PPO ratio against the sampler's log-probs
+                    old, is_weights = mb_sampler, None
+                loss, metrics = policy_loss(
+                    logprobs, old, mb_advantages, mb_mask,
+                    clip_eps_low=algo.clip_eps_low, clip_eps_high=algo.clip_eps_high,
+                    loss_agg_mode=algo.loss_agg_mode, kl_coef=algo.kl_coef, ref_logprobs=ref_logprobs[m],
+                    num_seqs=num_seqs, num_tokens=num_tokens,
+                    norm_constant=float(algo.loss_norm_constant or cfg.rollout.max_new_tokens),
+                    is_weights=is_weights,
+                )
+                loss.backward()
+            if first_pass and idx:
                 stats.add(metrics, loss, num_tokens, entropy=entropy, trainer_logprobs=trainer_old[m],
                           sampler_logprobs=mb_sampler, is_weights=is_weights, mask=mb_mask, tis_cap=algo.tis_cap)
-        if first_pass and max_logprob_diff is not None:
-            check_logprob_agreement(stats.mean("logprob_diff"), max_logprob_diff)
+        if first_pass:
+            stats.merge_ranks()  # every rank decides the probe on the whole batch, so all stop or none
+            if max_logprob_diff is not None:
+                check_logprob_agreement(stats.mean("logprob_diff"), max_logprob_diff)
         max_norm = cfg.optim.max_grad_norm or float("inf")
-        grad_norms.append(float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)))
+        grad_norms.append(distributed.to_float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)))
         optimizer.step()
         scheduler.step()
     out = stats.metrics(num_tokens)
@@ -240,8 +292,9 @@ def check_logprob_agreement(logprob_diff: float, limit: float) -> None:
 
 def evaluate_heldout(engine: RolloutEngine, rows: list[Mapping[str, Any]], prompt_ids: list[list[int]],
                      verifier: VerifierSpec, cfg: TrainConfig, step: int, run_dir: Path,
-                     problem_fields: list[dict[str, Any]] | None = None) -> dict[str, float]:
-    """Held-out pass@k with eval's own sampling settings; reports go to ``run_dir/eval/step-N/``.
+                     problem_fields: list[dict[str, Any]] | None = None, write: bool = True) -> dict[str, float]:
+    """Held-out pass@k with eval's own sampling settings; reports go to ``run_dir/eval/step-N/``
+    (unless ``write`` is false: the ranks other than 0 of a run of several processes).
 
     Sampling runs on a forked RNG seeded by (seed, step): evaluating never changes what
     training samples next, and the same step of a resumed run evaluates the same way.
@@ -256,7 +309,8 @@ def evaluate_heldout(engine: RolloutEngine, rows: list[Mapping[str, Any]], promp
     meta = {"step": step, "task": cfg.task, "split": settings.split, "model": str(run_dir), "ks": list(settings.ks),
             "seed": cfg.seed + step, "bootstrap": settings.bootstrap,
             "sampling": {**dataclasses.asdict(sampling), "stop": list(sampling.stop)}}
-    write_reports(result, run_dir / "eval" / f"step-{step}", meta, problem_fields)
+    if write:
+        write_reports(result, run_dir / "eval" / f"step-{step}", meta, problem_fields)
     return {f"eval/{k}": v for k, v in result.summary().items()}
 
 
@@ -297,12 +351,17 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
     """Run GRPO as configured; returns the run folder.
 
     Raises ``RunStopped`` (after saving a checkpoint when a step completed since the last one) on
-    SIGINT / SIGTERM, or when the verifier could judge nothing for several steps.
+    SIGINT / SIGTERM, or when the verifier could judge nothing for several steps; under torchrun
+    also when another rank died or stopped answering (exit 4, every rank).
     """
     set_threads(cfg.threads)
+    # several processes: bad launches stop before the process group is even joined
+    distributed.check_divides(cfg.algo.prompts_per_step, "algo.prompts_per_step", distributed.planned_world_size())
+    info = distributed.init_distributed(cfg.dist.timeout_s, cfg.dist.bind_cores, cfg.threads)
+    cfg = dataclasses.replace(cfg, world_size=info.world_size)
     run_dir = Path(cfg.output_dir)
     lock = RunLock(run_dir)
-    if run_dir.is_dir():  # first of all: another live run may be writing here (a new folder is locked once made)
+    if info.is_main and run_dir.is_dir():  # first of all: another live run may be writing here
         lock.acquire()
     try:
         checkpoint = latest_checkpoint(run_dir) if resume else None
@@ -311,11 +370,16 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
         if not resume and (run_dir / "metrics.jsonl").is_file() and (run_dir / "metrics.jsonl").stat().st_size > 0:
             raise ConfigError(f"output_dir {str(run_dir)!r} already holds a run; pass --resume to continue it, "
                               "or choose another --output-dir")
-        changes = resume_changes((run_dir / "config.yaml").read_text(), to_dict(cfg)) if resume else {}
+        changes: dict[str, tuple[Any, Any]] = {}
+        if resume:  # how the run is spread over processes may change; what it learns may not
+            saved = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+            launch = distributed.adopt_launch_settings(saved, to_dict(cfg))
+            changes = {**resume_changes(yaml.safe_dump(saved, sort_keys=False), to_dict(cfg)), **launch}
+        sharded_state = sharded_state_of(checkpoint) if checkpoint is not None else None  # checked before loading
 
         # task, verifier, policy, reference: everything that can fail on bad input, before a file is written
         task, verifier, eval_verifier, train_rows, heldout = prepare_task(cfg)
-        if (note := verifier.deadline_note()) is not None:
+        if (note := verifier.deadline_note()) is not None and info.is_main:
             print(f"rlvr: warning: {note}", file=sys.stderr)
         random.seed(cfg.seed)
         np.random.seed(cfg.seed)
@@ -325,30 +389,45 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
         model.train()
         # the frozen reference, only when the KL term is on: with LoRA, the policy with its adapters disabled
         ref_model = reference_policy(model, cfg.model) if cfg.algo.kl_coef > 0 else None
+        d = cfg.dist
+        train_model = distributed.wrap_policy(model, d.sharding, d.mixed_precision, d.cpu_offload)
+        if isinstance(ref_model, torch.nn.Module):  # a second copy (LoRA's reference is the policy module itself)
+            ref_model = distributed.wrap_policy(ref_model, d.sharding, d.mixed_precision, d.cpu_offload,
+                                                trainable=False)
+        distributed.barrier("starting the run")  # every rank passed the checks before rank 0 writes anything
 
-        if not lock.held:
+        if info.is_main and not lock.held:
             lock.acquire()
         with StopSignals() as stop:
-            (run_dir / "config.yaml").write_text(dump_yaml(cfg))
-            if changes:
-                record_resume(run_dir, int(load_trainer_state(checkpoint)["step"]), changes)
-            return _train_loop(cfg, run_dir, checkpoint, task, verifier, eval_verifier, train_rows, heldout,
-                               model, ref_model, tokenizer, policy_cfg, stop, show_progress)
+            if info.is_main:
+                (run_dir / "config.yaml").write_text(dump_yaml(cfg))
+                if changes:
+                    record_resume(run_dir, int(load_trainer_state(checkpoint)["step"]), changes)
+            try:
+                run = _train_loop(cfg, run_dir, checkpoint, sharded_state, task, verifier, eval_verifier, train_rows,
+                                  heldout, train_model, ref_model, tokenizer, policy_cfg, stop, show_progress)
+            except distributed.PeerLost as exc:
+                raise RunStopped(f"rlvr train: error: {exc}. {continue_note(run_dir)}", 4) from None
+            distributed.shutdown()
+            return run
     finally:
         lock.release()
 
 
-def _train_loop(cfg: TrainConfig, run_dir: Path, checkpoint: Path | None, task: Task, verifier: VerifierSpec,
-                eval_verifier: VerifierSpec, train_rows: list[dict[str, Any]], heldout: list[dict[str, Any]],
-                model: torch.nn.Module, ref_model: torch.nn.Module | None, tokenizer, policy_cfg,
-                stop: StopSignals, show_progress: bool) -> Path:
+def _train_loop(cfg: TrainConfig, run_dir: Path, checkpoint: Path | None, sharded_state: Path | None, task: Task,
+                verifier: VerifierSpec, eval_verifier: VerifierSpec, train_rows: list[dict[str, Any]],
+                heldout: list[dict[str, Any]], model: torch.nn.Module, ref_model: torch.nn.Module | None, tokenizer,
+                policy_cfg, stop: StopSignals, show_progress: bool) -> Path:
+    info = distributed.current()
+    policy = distributed.unwrap(model)  # the Hugging Face model (the same module under FSDP)
     # engine, optimizer, trainer state
     stream = PromptStream(len(train_rows), cfg.seed)
     prompt_cache: dict[int, list[int]] = {}
     heldout_ids = [task.encode(r, tokenizer) for r in heldout]
     heldout_fields = [{"id": task.problem_id(r, i), "prompt": task.prompt(r, tokenizer),
                        **({"answer": r["answer"]} if "answer" in r else {})} for i, r in enumerate(heldout)]
-    engine = build_engine(cfg.rollout, policy_cfg, tokenizer, model=model, seed=cfg.seed)
+    engine = build_engine(cfg.rollout, policy_cfg, tokenizer, model=policy, seed=cfg.seed)
+    eval_engine = distributed.ShardedEngine(engine) if info.is_distributed else engine
     optimizer, scheduler = make_optimizer(
         model, cfg.optim.lr, cfg.optim.weight_decay, (cfg.optim.beta1, cfg.optim.beta2),
         cfg.optim.schedule, cfg.optim.warmup_steps, cfg.steps * cfg.algo.num_iterations,
@@ -356,67 +435,91 @@ def _train_loop(cfg: TrainConfig, run_dir: Path, checkpoint: Path | None, task: 
     start_step, prompts_consumed = 0, 0
     if checkpoint is not None:
         state = load_trainer_state(checkpoint)
-        optimizer.load_state_dict(state["optimizer"])
+        if sharded_state is not None:  # written by several processes: resharded to this run's
+            distributed.load_sharded_state(sharded_state, model, optimizer)
+        elif info.is_distributed:  # a one-process checkpoint: its optimizer state, sharded like this run
+            distributed.load_full_optimizer_state(model, optimizer, state["optimizer"])
+        else:
+            optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
         start_step, prompts_consumed = state["step"], state["prompts_consumed"]
-    log = RunLog(run_dir, resume_step=start_step if checkpoint is not None else None,
-                 tensorboard="tensorboard" in cfg.report_to,
-                 wandb_config=to_dict(cfg) if "wandb" in cfg.report_to else None)
+    log = None
+    if info.is_main:
+        log = RunLog(run_dir, resume_step=start_step if checkpoint is not None else None,
+                     tensorboard="tensorboard" in cfg.report_to,
+                     wandb_config=to_dict(cfg) if "wandb" in cfg.report_to else None)
     algo, rollout = cfg.algo, cfg.rollout
     sampling = rollout.sampling()
     G, P = algo.group_size, algo.prompts_per_step
     # the agreement probe compares full-softmax log-probs; top-k / top-p samplers report truncated ones
     probe_limit = rollout.max_logprob_diff if rollout.top_k == 0 and rollout.top_p == 1.0 else None
-    console = Console(show_progress)
+    # seeds per prompt make the samples independent of the number of ranks (and of which rank samples what)
+    per_prompt = rollout.seeding == "per_prompt" or (rollout.seeding == "auto" and info.is_distributed)
+    console = Console(show_progress and info.is_main, out=None if info.is_main else open(os.devnull, "w"))
     console.banner(cfg, task, engine_label(engine), len(train_rows), len(heldout), start_step, checkpoint)
 
     saved_step = start_step
     unverifiable_streak = 0
     step = start_step
+    stopping = False
 
     def save(at_step: int) -> None:
         nonlocal saved_step
-        state = {"step": at_step, "prompts_consumed": prompts_consumed, "optimizer": optimizer.state_dict(),
-                 "scheduler": scheduler.state_dict(), "rng": rng_state()}
-        save_checkpoint(run_dir, at_step, model, tokenizer, state, keep=cfg.keep_checkpoints)
+        state = {"step": at_step, "prompts_consumed": prompts_consumed, "scheduler": scheduler.state_dict(),
+                 "rng": rng_state()}
+        if info.is_distributed:  # the optimizer state goes into the shards
+            save_sharded_checkpoint(run_dir, at_step, model, optimizer, tokenizer, state, keep=cfg.keep_checkpoints,
+                                    sharding=cfg.dist.sharding)
+        else:
+            save_checkpoint(run_dir, at_step, policy, tokenizer, {**state, "optimizer": optimizer.state_dict()},
+                            keep=cfg.keep_checkpoints)
         saved_step = at_step
 
-    bar = tqdm(range(start_step + 1, cfg.steps + 1), desc="grpo", disable=not show_progress, dynamic_ncols=True,
-               initial=start_step, total=cfg.steps)
+    bar = tqdm(range(start_step + 1, cfg.steps + 1), desc="grpo", disable=not (show_progress and info.is_main),
+               dynamic_ncols=True, initial=start_step, total=cfg.steps)
     try:
         for step in bar:
             t_step = time.perf_counter()
             timing = {"generate": 0.0, "verify": 0.0, "update": 0.0, "sync": 0.0}
 
-            # 1. sample and 2. verify (dynamic sampling keeps only groups with a learning signal)
+            # 1. sample and 2. verify (dynamic sampling keeps only groups with a learning signal); each rank
+            # takes its contiguous share of the round's prompts, each prompt seeded by its stream position
             sampled, batch = Rollout(), Rollout()
             rounds = groups_kept = 0
             while groups_kept < P and rounds < (algo.max_sampling_rounds if algo.dynamic_sampling else 1):
                 rounds += 1
                 need = P - groups_kept
                 indices = stream.take(prompts_consumed, need)
+                lo, hi = distributed.shard_range(need, info.rank, info.world_size)
+                seeds = [prompt_seed(cfg.seed, prompts_consumed + k) for k in range(lo, hi)] if per_prompt else None
+                indices = indices[lo:hi]
                 prompts_consumed += need
                 for i in indices:
                     if i not in prompt_cache:
                         prompt_cache[i] = task.encode(train_rows[i], tokenizer)
                 rollout_batch = sample_and_verify(engine, [train_rows[i] for i in indices],
                                                   [prompt_cache[i] for i in indices], G, sampling, verifier,
-                                                  cfg.reward, timing)
+                                                  cfg.reward, timing, seeds=seeds)
                 sampled.extend(rollout_batch)
-                keep = range(need)
+                keep = range(len(indices))
                 if algo.dynamic_sampling:
                     rewards, valid = rewards_and_valid(rollout_batch.verdicts)
                     keep = [g for g, flat in enumerate(zero_variance_groups(rewards, G, valid).tolist()) if not flat]
                 batch.extend(rollout_batch.take([g * G + j for g in keep for j in range(G)]))
-                groups_kept += len(keep)
+                groups_kept += int(distributed.sum_over_ranks([len(keep)], "counting the groups kept")[0])
 
-            # 3. advantages
+            # 3. advantages, over the whole batch (every rank's rewards: exact for std_scope=batch too)
             rewards, valid = rewards_and_valid(batch.verdicts)  # (B,) each
             if not algo.mask_unverifiable:
                 valid = torch.ones_like(valid)
-            advantages = group_advantages(rewards, G, std_scaling=algo.std_scaling, std_scope=algo.std_scope,
-                                          valid=valid)
+            parts = distributed.gather_objects((rewards.tolist(), valid.tolist()), "gathering the rewards")
+            offset = sum(len(r) for r, _ in parts[: info.rank])
+            total = sum(len(r) for r, _ in parts)
+            advantages = group_advantages(torch.tensor([x for r, _ in parts for x in r], dtype=rewards.dtype), G,
+                                          std_scaling=algo.std_scaling, std_scope=algo.std_scope,
+                                          valid=torch.tensor([x for _, v in parts for x in v], dtype=torch.bool),
+                                          )[offset : offset + len(batch)]
             sample_weight = valid.float()
             if algo.mask_truncated:
                 sample_weight *= torch.tensor([f != "length" for f in batch.finish_reason], dtype=torch.float)
@@ -424,35 +527,42 @@ def _train_loop(cfg: TrainConfig, run_dir: Path, checkpoint: Path | None, task: 
             # 4. update
             t0 = time.perf_counter()
             update_metrics: dict[str, float] = {}
-            if len(batch) > 0:
+            if total > 0:
                 update_metrics = policy_update(model, ref_model, batch, advantages, sample_weight, cfg,
                                                tokenizer.pad_token_id, optimizer, scheduler,
                                                max_logprob_diff=probe_limit)
             timing["update"] = time.perf_counter() - t0
 
-            # 5. sync: the base model's parameter names, LoRA adapters merged in for the sync and out again after,
-            # tied weights under every name (vLLM reloads a layer that receives nothing with its old values); a
-            # colocated HF engine holds the policy module itself and has nothing to copy. The next step's update
-            # checks that the engine now samples with these weights (check_logprob_agreement).
+            # 5. sync (grpo.engines.factory.sync_weights): merged LoRA, plain names, one layer at a time over
+            # ranks; the next step's update checks that the engine samples with these weights
             t0 = time.perf_counter()
-            with merged_weights(model) as named_tensors:
-                engine.load_weights(named_tensors)
+            sync_weights(engine, model)
             timing["sync"] = time.perf_counter() - t0
 
-            # log, evaluate, checkpoint
-            metrics = step_metrics(sampled, G, rounds, len(batch) // G)
+            # log, evaluate, checkpoint (every rank's samples; the slowest rank's times)
+            everyone = distributed.gather_objects(
+                (sampled.verdicts, [len(c) for c in sampled.completion_ids], sampled.finish_reason),
+                "gathering the step's verdicts")
+            all_verdicts = [v for part in everyone for v in part[0]]
+            metrics = verdict_metrics(all_verdicts, [n for part in everyone for n in part[1]],
+                                      [f for part in everyone for f in part[2]], G, rounds, total // G)
             metrics.update(update_metrics)
-            metrics.update({f"time/{k}": v for k, v in timing.items()})
             metrics["time/step"] = time.perf_counter() - t_step  # the training step alone, evaluation excluded
-            metrics.update(peak_memory_metrics())
+            slow = {f"time/{k}": v for k, v in timing.items()} | {"time/step": metrics["time/step"]}
+            slow.update(peak_memory_metrics())
+            metrics.update(zip(slow, distributed.max_over_ranks(list(slow.values()), "reducing the timings")))
+            metrics["dist/world_size"] = info.world_size
             if heldout and ((cfg.eval.every and step % cfg.eval.every == 0) or step == cfg.steps):
                 t0 = time.perf_counter()
-                metrics.update(evaluate_heldout(engine, heldout, heldout_ids, eval_verifier, cfg, step, run_dir,
-                                                heldout_fields))
+                metrics.update(evaluate_heldout(eval_engine, heldout, heldout_ids, eval_verifier, cfg, step, run_dir,
+                                                heldout_fields, write=info.is_main))
                 metrics["time/eval"] = time.perf_counter() - t0
                 console.evaluation(step, metrics)
-            log.log(step, metrics)
-            log.samples(step, sample_rows(batch, advantages, cfg.log_samples, tokenizer, task, G))
+            rows = sample_rows(batch, advantages, cfg.log_samples, tokenizer, task, G, offset=offset, total=total)
+            rows = [row for part in distributed.gather_objects(rows, "gathering the logged samples") for row in part]
+            if log is not None:
+                log.log(step, metrics)
+                log.samples(step, rows)
             if step % cfg.save_every == 0 or step == cfg.steps:
                 save(step)
             bar.set_postfix(reward=f"{metrics['reward/mean']:.3f}", acc=f"{metrics['reward/accuracy']:.3f}")
@@ -461,9 +571,10 @@ def _train_loop(cfg: TrainConfig, run_dir: Path, checkpoint: Path | None, task: 
             # a run that cannot learn says so instead of finishing quietly
             if metrics["reward/unverifiable_rate"] >= 1.0:
                 unverifiable_streak += 1
-                first = next(v.reason for v in sampled.verdicts if v.status == "unverifiable")
-                print(f"rlvr: warning: step {step}: the verifier could judge none of the {len(sampled)} samples, so "
-                      f"nothing is learned; first reason: {first}", file=sys.stderr, flush=True)
+                first = next(v.reason for v in all_verdicts if v.status == "unverifiable")
+                if info.is_main:
+                    print(f"rlvr: warning: step {step}: the verifier could judge none of the {len(all_verdicts)} "
+                          f"samples, so nothing is learned; first reason: {first}", file=sys.stderr, flush=True)
                 if unverifiable_streak >= UNVERIFIABLE_STEPS_TO_STOP:
                     raise RunStopped(
                         f"rlvr train: error: the verifier could judge no sample in {unverifiable_streak} steps in a "
@@ -471,18 +582,22 @@ def _train_loop(cfg: TrainConfig, run_dir: Path, checkpoint: Path | None, task: 
                         "on a few rows of the task, and that the task's rows carry the fields it reads", 2)
             else:
                 unverifiable_streak = 0
-            if stop.requested is not None:
+            # a signal that reached any rank stops every rank after the same step
+            stopping = distributed.any_rank(stop.requested is not None, "agreeing whether to stop")
+            if stopping:
                 break
     except KeyboardInterrupt:  # a second Ctrl-C: stop now, mid-step; the newest checkpoint is intact
         bar.close()
-        log.close()
+        if log is not None:
+            log.close()
         raise RunStopped(stopped_message(run_dir, step - 1, saved_step), 130) from None
     finally:
         bar.close()
         engine.close()  # a colocated vLLM frees its memory now, not at exit
-    log.close()
-    write_plots(run_dir)
-    if stop.requested is not None and step < cfg.steps:
+    if log is not None:
+        log.close()
+        write_plots(run_dir)
+    if stopping and step < cfg.steps:
         if saved_step < step:
             save(step)
         raise RunStopped(stopped_message(run_dir, step, saved_step), stop.exit_code)
@@ -490,40 +605,63 @@ def _train_loop(cfg: TrainConfig, run_dir: Path, checkpoint: Path | None, task: 
     return run_dir
 
 
+def continue_note(run_dir: Path) -> str:
+    """Where the run stands and the command that continues it (with torchrun over several processes)."""
+    newest = latest_checkpoint(run_dir)
+    if newest is None:
+        return "No checkpoint yet: start it again"
+    return (f"Newest checkpoint {newest}; continue with: {distributed.world_size_note()} train --config "
+            f"{run_dir}/config.yaml --resume")
+
+
 def stopped_message(run_dir: Path, step: int, saved_step: int) -> str:
     newest = latest_checkpoint(run_dir)
     where = f"newest checkpoint {newest}" if newest is not None else "no checkpoint yet"
-    again = f"rlvr train --config {run_dir}/config.yaml --resume" if newest is not None else "start it again"
+    again = (f"{distributed.world_size_note()} train --config {run_dir}/config.yaml --resume" if newest is not None
+             else "start it again")
     return f"rlvr train: stopped after step {step}; {where}; continue with: {again}"
 
 
 def step_metrics(sampled: Rollout, group_size: int, rounds: int, groups_in_batch: int) -> dict[str, float]:
     """Reward, accuracy and length statistics over everything sampled this step."""
-    rewards, valid = rewards_and_valid(sampled.verdicts)
-    statuses = [v.status for v in sampled.verdicts]
-    lengths = torch.tensor([len(c) for c in sampled.completion_ids], dtype=torch.float)
-    n = max(1, len(sampled))
+    return verdict_metrics(sampled.verdicts, [len(c) for c in sampled.completion_ids], sampled.finish_reason,
+                           group_size, rounds, groups_in_batch)
+
+
+def verdict_metrics(verdicts: list[Verdict], lengths: list[int], finish_reasons: list[str], group_size: int,
+                    rounds: int, groups_in_batch: int) -> dict[str, float]:
+    """``step_metrics`` from the samples' verdicts, completion lengths and finish reasons (whole groups,
+    group-major; over several ranks, every rank's in rank order)."""
+    rewards, valid = rewards_and_valid(verdicts)
+    statuses = [v.status for v in verdicts]
+    lengths_t = torch.tensor(lengths, dtype=torch.float)
+    n = max(1, len(verdicts))
     return {
         "reward/mean": float(rewards.mean()),
         "reward/std": float(rewards.std()) if len(rewards) > 1 else 0.0,
         "reward/accuracy": statuses.count("correct") / n,
         "reward/unverifiable_rate": statuses.count("unverifiable") / n,
         "reward/zero_variance_groups": float(zero_variance_groups(rewards, group_size, valid).float().mean()),
-        "completion/length_mean": float(lengths.mean()),
-        "completion/length_max": float(lengths.max()),
-        "completion/truncation_rate": sampled.finish_reason.count("length") / n,
+        "completion/length_mean": float(lengths_t.mean()),
+        "completion/length_max": float(lengths_t.max()),
+        "completion/truncation_rate": finish_reasons.count("length") / n,
         "batch/sampling_rounds": rounds,
         "batch/groups": groups_in_batch,
     }
 
 
 def sample_rows(batch: Rollout, advantages: torch.Tensor, count: int, tokenizer, task: Task,
-                group_size: int) -> list[dict[str, Any]]:
-    """``count`` samples for samples.jsonl, spread over the batch's groups (one per group first)."""
+                group_size: int, offset: int = 0, total: int | None = None) -> list[dict[str, Any]]:
+    """``count`` samples for samples.jsonl, spread over the batch's groups (one per group first).
+
+    Over several ranks, ``batch`` holds samples ``offset ..`` of a batch of ``total``: the picks are
+    made on the whole batch, and this rank renders those it holds (``group`` counts whole-batch groups).
+    """
     B = len(batch)
-    groups = max(1, B // max(1, group_size))
+    total = B if total is None else total
+    groups = max(1, total // max(1, group_size))
     order = [g * group_size + j for j in range(group_size) for g in range(groups)]  # round-robin over groups
-    picked = sorted(i for i in order[: min(count, B)] if i < B)
+    picked = sorted(i - offset for i in order[: min(count, total)] if offset <= i < offset + B)
     return [
         {
             "prompt": tokenizer.decode(batch.prompt_ids[i], skip_special_tokens=True),
@@ -534,7 +672,7 @@ def sample_rows(batch: Rollout, advantages: torch.Tensor, count: int, tokenizer,
             "reason": batch.verdicts[i].reason,
             "finish_reason": batch.finish_reason[i],
             "advantage": float(advantages[i]),
-            "group": i // max(1, group_size),
+            "group": (offset + i) // max(1, group_size),
         }
         for i in picked
     ]
