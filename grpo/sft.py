@@ -2,10 +2,16 @@
 
 The loss is the mean negative log-likelihood of the demonstration tokens (the
 prompt is context only), averaged over all completion tokens of the batch.
+
+Under ``torchrun`` every rank draws the same batch order and trains on its contiguous share of
+each batch, with the whole batch's token count as the normalizer and gradients summed over
+ranks (``grpo/distributed.py``): a step is that of one process with the whole batch. Rank 0
+writes the run folder.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from pathlib import Path
@@ -13,7 +19,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from grpo.checkpoint import rng_state, save_checkpoint
+from grpo import distributed
+from grpo.checkpoint import rng_state, save_checkpoint, save_sharded_checkpoint
 from grpo.config import ConfigError, SFTConfig, dump_yaml
 from grpo.logprobs import completion_logprobs, pack
 from grpo.models import load_policy, set_threads
@@ -46,6 +53,9 @@ def demonstrations(task_name: str, tokenizer, max_length: int) -> list[tuple[lis
 def train_sft(cfg: SFTConfig, show_progress: bool = True) -> Path:
     """Run SFT; returns the folder of the final checkpoint (a Hugging Face model folder)."""
     set_threads(cfg.threads)
+    distributed.check_divides(cfg.batch_size, "batch_size", distributed.planned_world_size())
+    info = distributed.init_distributed(cfg.dist.timeout_s, cfg.dist.bind_cores, cfg.threads)
+    cfg = dataclasses.replace(cfg, world_size=info.world_size)
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     run_dir = Path(cfg.output_dir)
@@ -54,21 +64,38 @@ def train_sft(cfg: SFTConfig, show_progress: bool = True) -> Path:
     model, tokenizer = load_policy(cfg.model)  # bad input fails here, before a file is written
     model.train()
     data = demonstrations(cfg.task, tokenizer, cfg.max_length)
-    with RunLock(run_dir):
-        if (run_dir / "metrics.jsonl").is_file() and (run_dir / "metrics.jsonl").stat().st_size > 0:
-            raise ConfigError(f"output_dir {str(run_dir)!r} already holds a run; choose another --output-dir")
-        (run_dir / "config.yaml").write_text(dump_yaml(cfg))
-        return _sft_loop(cfg, run_dir, model, tokenizer, data, show_progress)
+    train_model = distributed.wrap_policy(model, cfg.dist.sharding, cfg.dist.mixed_precision, cfg.dist.cpu_offload)
+    distributed.barrier("starting the run")  # every rank passed the checks before rank 0 writes anything
+    lock = RunLock(run_dir)
+    try:
+        if info.is_main:
+            lock.acquire()
+            if (run_dir / "metrics.jsonl").is_file() and (run_dir / "metrics.jsonl").stat().st_size > 0:
+                raise ConfigError(f"output_dir {str(run_dir)!r} already holds a run; choose another --output-dir")
+            (run_dir / "config.yaml").write_text(dump_yaml(cfg))
+        try:
+            final = _sft_loop(cfg, run_dir, train_model, tokenizer, data, show_progress)
+        except Exception as exc:
+            lost = distributed.as_peer_lost(exc)
+            if lost is None:
+                raise
+            raise ConfigError(f"{lost}; nothing is saved before the last step of an SFT run: start it again") from None
+        distributed.shutdown()
+        return final
+    finally:
+        lock.release()
 
 
 def _sft_loop(cfg: SFTConfig, run_dir: Path, model, tokenizer, data, show_progress: bool) -> Path:
+    info = distributed.current()
+    device = torch.device(info.device)
     optim = cfg.optim
     optimizer, scheduler = make_optimizer(model, optim.lr, optim.weight_decay, (optim.beta1, optim.beta2),
                                           optim.schedule, optim.warmup_steps, cfg.steps)
-    log = RunLog(run_dir, tensorboard=False)
+    log = RunLog(run_dir, tensorboard=False) if info.is_main else None
     order: list[int] = []
     rng = random.Random(cfg.seed)
-    bar = tqdm(range(1, cfg.steps + 1), desc="sft", disable=not show_progress, dynamic_ncols=True)
+    bar = tqdm(range(1, cfg.steps + 1), desc="sft", disable=not (show_progress and info.is_main), dynamic_ncols=True)
     for step in bar:
         t0 = time.perf_counter()
         batch = []
@@ -77,26 +104,37 @@ def _sft_loop(cfg: SFTConfig, run_dir: Path, model, tokenizer, data, show_progre
                 order = list(range(len(data)))
                 rng.shuffle(order)
             batch.append(data[order.pop()])
-        num_tokens = sum(len(c) for _, c in batch)
+        num_tokens = sum(len(c) for _, c in batch)  # the whole batch's: every rank draws the same batch
+        lo, hi = distributed.shard_range(len(batch), info.rank, info.world_size)
+        mine = batch[lo:hi]
         optimizer.zero_grad(set_to_none=True)
         total_loss = 0.0
-        for start in range(0, len(batch), optim.micro_batch_size):
-            micro = batch[start : start + optim.micro_batch_size]
-            packed = pack([p for p, _ in micro], [c for _, c in micro], tokenizer.pad_token_id)
-            logprobs, _ = completion_logprobs(model, packed)
-            loss = -(logprobs * packed.completion_mask).sum() / num_tokens  # token-mean over the whole batch
-            loss.backward()
+        starts = range(0, len(mine), optim.micro_batch_size)
+        for k, start in enumerate(starts):
+            micro = mine[start : start + optim.micro_batch_size]
+            packed = pack([p for p, _ in micro], [c for _, c in micro], tokenizer.pad_token_id).to(device)
+            with distributed.gradient_sync(model, k == len(starts) - 1):
+                logprobs, _ = completion_logprobs(model, packed)
+                loss = -(logprobs * packed.completion_mask).sum() / num_tokens  # token-mean over the whole batch
+                loss.backward()
             total_loss += loss.item()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), optim.max_grad_norm or float("inf"))
         optimizer.step()
         scheduler.step()
-        seconds = time.perf_counter() - t0
-        log.log(step, {"sft/loss": total_loss, "sft/grad_norm": float(grad_norm),
-                       "sft/lr": scheduler.get_last_lr()[0], "time/step": seconds,
-                       "sft/tokens_per_second": num_tokens / seconds})
+        total_loss = distributed.sum_over_ranks([total_loss], "summing the loss")[0]
+        seconds = distributed.max_over_ranks([time.perf_counter() - t0], "reducing the timings")[0]
+        if log is not None:
+            log.log(step, {"sft/loss": total_loss, "sft/grad_norm": distributed.to_float(grad_norm),
+                           "sft/lr": scheduler.get_last_lr()[0], "time/step": seconds,
+                           "sft/tokens_per_second": num_tokens / seconds, "dist/world_size": info.world_size})
         bar.set_postfix(loss=f"{total_loss:.3f}")
-    state = {"step": cfg.steps, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-             "rng": rng_state()}
-    final = save_checkpoint(run_dir, cfg.steps, model, tokenizer, state, keep=1)
-    log.close()
-    return final
+    state = {"step": cfg.steps, "scheduler": scheduler.state_dict(), "rng": rng_state()}
+    if info.is_distributed:
+        final = save_sharded_checkpoint(run_dir, cfg.steps, model, optimizer, tokenizer, state, keep=1,
+                                        sharding=cfg.dist.sharding)
+    else:
+        final = save_checkpoint(run_dir, cfg.steps, model, tokenizer, {**state, "optimizer": optimizer.state_dict()},
+                                keep=1)
+    if log is not None:
+        log.close()
+    return final if final is not None else run_dir / "checkpoints" / f"step-{cfg.steps}"
