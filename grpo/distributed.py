@@ -192,6 +192,23 @@ def _collective_failed(exc: BaseException, what: str) -> PeerLost:
         "rank stops; the first error printed (or torchrun's summary) names the rank that failed first")
 
 
+_BACKEND_MARKERS = ("gloo", "nccl", "c10d", "processgroup", "timed out waiting", "connection closed by peer",
+                    "connection reset by peer")
+
+
+def as_peer_lost(exc: BaseException, what: str = "a collective inside the model (FSDP/DDP)") -> PeerLost | None:
+    """``exc`` as ``PeerLost`` when it is a collective that failed (also one raised deep inside FSDP's
+    or DDP's own communication, which no ``collective`` block wraps); None for any other error."""
+    if isinstance(exc, PeerLost):
+        return exc
+    if not _current.is_distributed or not isinstance(exc, (RuntimeError, dist.DistError)):
+        return None
+    text = str(exc).lower()
+    if isinstance(exc, dist.DistError) or any(marker in text for marker in _BACKEND_MARKERS):
+        return _collective_failed(exc, what)
+    return None
+
+
 @contextmanager
 def collective(what: str) -> Iterator[None]:
     """Turn a failed collective (a dead peer, the deadline) into ``PeerLost`` naming what was waited for."""

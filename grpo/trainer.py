@@ -406,8 +406,11 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
             try:
                 run = _train_loop(cfg, run_dir, checkpoint, sharded_state, task, verifier, eval_verifier, train_rows,
                                   heldout, train_model, ref_model, tokenizer, policy_cfg, stop, show_progress)
-            except distributed.PeerLost as exc:
-                raise RunStopped(f"rlvr train: error: {exc}. {continue_note(run_dir)}", 4) from None
+            except Exception as exc:  # a rank died or hangs: every rank stops, saying so (not a traceback)
+                lost = distributed.as_peer_lost(exc)
+                if lost is None:
+                    raise
+                raise RunStopped(f"rlvr train: error: {lost}. {continue_note(run_dir)}", 4) from None
             distributed.shutdown()
             return run
     finally:
@@ -427,7 +430,6 @@ def _train_loop(cfg: TrainConfig, run_dir: Path, checkpoint: Path | None, sharde
     heldout_fields = [{"id": task.problem_id(r, i), "prompt": task.prompt(r, tokenizer),
                        **({"answer": r["answer"]} if "answer" in r else {})} for i, r in enumerate(heldout)]
     engine = build_engine(cfg.rollout, policy_cfg, tokenizer, model=policy, seed=cfg.seed)
-    eval_engine = distributed.ShardedEngine(engine) if info.is_distributed else engine
     optimizer, scheduler = make_optimizer(
         model, cfg.optim.lr, cfg.optim.weight_decay, (cfg.optim.beta1, cfg.optim.beta2),
         cfg.optim.schedule, cfg.optim.warmup_steps, cfg.steps * cfg.algo.num_iterations,
@@ -456,6 +458,8 @@ def _train_loop(cfg: TrainConfig, run_dir: Path, checkpoint: Path | None, sharde
     probe_limit = rollout.max_logprob_diff if rollout.top_k == 0 and rollout.top_p == 1.0 else None
     # seeds per prompt make the samples independent of the number of ranks (and of which rank samples what)
     per_prompt = rollout.seeding == "per_prompt" or (rollout.seeding == "auto" and info.is_distributed)
+    # held-out samples: split over ranks, seeded per problem (so evaluation, too, is the same on any number of ranks)
+    eval_engine = distributed.ShardedEngine(engine) if per_prompt else engine
     console = Console(show_progress and info.is_main, out=None if info.is_main else open(os.devnull, "w"))
     console.banner(cfg, task, engine_label(engine), len(train_rows), len(heldout), start_step, checkpoint)
 

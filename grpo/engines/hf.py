@@ -190,6 +190,7 @@ class HFEngine:
             generation_config=config,
             logits_processor=LogitsProcessorList([warper]),
             stopping_criteria=StoppingCriteriaList([recorder]),
+            synced_gpus=False,  # HF turns it on for FSDP modules; the policy is unsharded here, and ranks decode alone
         )
         new_tokens = sequences[:, width:].cpu()  # (B, T)
         logprobs = warper.finish(sequences).cpu()  # (B, T)
