@@ -354,7 +354,9 @@ def wrap_policy(model: torch.nn.Module, sharding: str, mixed_precision: bool = F
     kwargs["offload_policy"] = CPUOffloadPolicy() if cpu_offload else OffloadPolicy()
     for layer in decoder_layers(model):
         fully_shard(layer, **kwargs)
-    fully_shard(model, **kwargs)
+    # the root unit is the module every forward enters: for a LoRA (peft) model the base model, which both
+    # PeftModel.forward and generate call (a unit that first runs outside its root would become a root itself)
+    fully_shard(model.get_base_model() if hasattr(model, "get_base_model") else model, **kwargs)
     if trainable:
         for unit in fsdp_units(model):  # each unit reduces its own gradients
             unit.set_gradient_divide_factor(1.0)  # sum: see the docstring
