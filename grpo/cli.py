@@ -47,7 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the whole pipeline on the built-in arithmetic task, on a CPU",
                        description="Build a tiny Qwen2 policy, SFT it, evaluate pass@1/pass@8 on held-out problems, "
                                    "train it with GRPO, evaluate again, and write runs/demo/summary.json.")
-    p.add_argument("--output-dir", default="runs/demo", metavar="DIR", help="demo folder (default: runs/demo)")
+    p.add_argument("--recipe", choices=["grpo", "rlhf", "real"], default="grpo",
+                   help="grpo (default): tiny policy, SFT then GRPO with the verifier; rlhf: SFT -> preference "
+                        "pairs -> reward model -> PPO, beside GRPO and DPO on the same budget; real: GRPO on "
+                        "SmolLM2-135M-Instruct (make demo-real installs what it needs)")
+    p.add_argument("--output-dir", default=None, metavar="DIR",
+                   help="demo folder (default: runs/demo, runs/demo-rlhf or runs/demo-real)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a field of the GRPO stage's config; repeatable")
     p.add_argument("--sft-set", dest="sft_overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -117,6 +122,34 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a weight load that takes longer ends the server with an error")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--trust-remote-code", action="store_true")
+
+    p = sub.add_parser("pairs", help="preference pairs from a policy's samples, judged by the task's verifier",
+                       epilog=EPILOG_SET,
+                       description="Sample group_size completions per prompt, judge them with the task's verifier, "
+                                   "and write (prompt, chosen, rejected) pairs: chosen judged correct, rejected "
+                                   "incorrect, same prompt. JSON Lines; meta keeps the verdicts and sampled token ids.")
+    from grpo.commands.pairs import add_pairs_arguments
+
+    add_pairs_arguments(p)
+
+    p = sub.add_parser("rm", help="train a reward model on preference pairs (Bradley-Terry)", epilog=EPILOG_SET,
+                       description="A sequence classifier with one output (AutoModelForSequenceClassification), "
+                                   "initialised from a causal LM, trained with -log sigmoid(r_chosen - r_rejected). "
+                                   "Writes reward_stats.json beside the weights and eval/report.{json,md}.")
+    _add_config_args(p)
+
+    p = sub.add_parser("dpo", help="direct preference optimization on preference pairs", epilog=EPILOG_SET,
+                       description="DPO against the starting policy as the reference (its log-probs computed once "
+                                   "up front by default). The run folder's checkpoints are causal LM folders.")
+    _add_config_args(p)
+    p = sub.add_parser("ppo", help="PPO with a critic against a reward model and/or a verifier", epilog=EPILOG_SET,
+                       description="PPO (Ziegler et al. 2019): a critic (from the reward model by default), GAE, a "
+                                   "per-token KL penalty to the reference in the reward (fixed or adaptive), reward "
+                                   "from reward.reward_model and/or the verifier (reward.verifier_weight). With a "
+                                   "reward model, the reward-hacking monitor logs proxy (RM) against gold (verifier) "
+                                   "against sqrt(KL) and can stop the run (monitor.action=stop).")
+    _add_config_args(p)
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's newest complete checkpoint")
     return parser
 
 
@@ -152,12 +185,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             final = train_sft(cfg, show_progress=not args.no_progress)
             print(f"SFT model: {final}")
         elif args.command == "demo":
-            from grpo.commands.demo import run_demo
-
             seeded = [f"seed={args.seed}"] if args.seed is not None else []
-            run_demo(args.output_dir, grpo_overrides=[*seeded, *args.overrides],
-                     sft_overrides=[*seeded, *args.sft_overrides],
-                     heldout=args.heldout, show_progress=not args.no_progress)
+            if args.recipe == "rlhf":
+                from grpo.commands.demo_rlhf import run_rlhf_demo
+
+                run_rlhf_demo(args.output_dir or "runs/demo-rlhf", seed=args.seed,
+                              show_progress=not args.no_progress)
+            elif args.recipe == "real":
+                from grpo.commands.demo_real import run_real_demo
+
+                run_real_demo(args.output_dir or "runs/demo-real", grpo_overrides=[*seeded, *args.overrides],
+                              show_progress=not args.no_progress)
+            else:
+                from grpo.commands.demo import run_demo
+
+                run_demo(args.output_dir or "runs/demo", grpo_overrides=[*seeded, *args.overrides],
+                         sft_overrides=[*seeded, *args.sft_overrides],
+                         heldout=args.heldout, show_progress=not args.no_progress)
         elif args.command == "verify":
             from grpo.commands.verify import VerifyInputError, verify_file
 
@@ -190,9 +234,58 @@ def main(argv: Sequence[str] | None = None) -> int:
             serve(args.model, host=args.host, port=args.port, dtype=args.dtype, seed=args.seed,
                   gpu_memory_utilization=args.gpu_memory_utilization, cpu_kv_cache_gb=args.cpu_kv_cache_gb,
                   sync_timeout_s=args.sync_timeout, trust_remote_code=args.trust_remote_code)
+        elif args.command in ("pairs", "rm", "dpo"):
+            return _preference_command(args)
+        elif args.command == "ppo":
+            from grpo.config import PPOConfig
+            from grpo.engines.base import WeightSyncError
+            from grpo.ppo import train_ppo
+            from grpo.runfolder import RunStopped
+
+            cfg = load_config(PPOConfig, args.config, _overrides(args))
+            if args.print_config:
+                print(documented_yaml(cfg), end="")
+                return 0
+            try:
+                run_dir = train_ppo(cfg, resume=args.resume, show_progress=not args.no_progress)
+            except WeightSyncError as exc:
+                print(f"rlvr ppo: error: weight sync: {exc}", file=sys.stderr)
+                return 3
+            except RunStopped as exc:
+                print(str(exc), file=sys.stderr)
+                return exc.exit_code
+            print(f"run folder: {run_dir}")
     except (ConfigError, TaskError) as exc:
         print(f"rlvr {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _preference_command(args: argparse.Namespace) -> int:
+    """``rlvr pairs``, ``rlvr rm`` and ``rlvr dpo``."""
+    from grpo.config import DPOConfig, PairsConfig, RewardModelConfig
+
+    if args.command == "pairs":
+        from grpo.commands.pairs import generate_pairs, overrides_from_args
+
+        generate_pairs(load_config(PairsConfig, args.config, overrides_from_args(args)),
+                       show_progress=not args.no_progress)
+        return 0
+    cls = RewardModelConfig if args.command == "rm" else DPOConfig
+    cfg = load_config(cls, args.config, _overrides(args))
+    if getattr(args, "print_config", False):
+        from grpo.config import documented_yaml
+
+        print(documented_yaml(cfg), end="")
+        return 0
+    if args.command == "rm":
+        from grpo.rm_train import train_reward_model
+
+        print(f"reward model: {train_reward_model(cfg, show_progress=not args.no_progress)}")
+    else:
+        from grpo.dpo import train_dpo
+
+        print(f"DPO model: {train_dpo(cfg, show_progress=not args.no_progress)}")
     return 0
 
 

@@ -22,6 +22,7 @@ from grpo.advantages import StdScope
 from grpo.engines.base import SamplingParams, vllm_available
 from grpo.errors import ConfigError, check_field as _check
 from grpo.losses import LossAggMode
+from grpo.rlhf_losses import KLControllerKind, KLEstimator
 
 
 @dataclass(frozen=True)
@@ -262,6 +263,311 @@ class SFTConfig:
         _check(self.world_size >= 1, "world_size", self.world_size, "must be >= 1 (it is set from WORLD_SIZE)")
         _check(self.batch_size >= 1, "batch_size", self.batch_size, "must be >= 1")
         _check(self.max_length >= 8, "max_length", self.max_length, "must be >= 8")
+
+
+# ---------------------------------------------------------------- preference pairs, reward model, DPO
+
+def _check_jsonl_path(name: str, value: str | None) -> None:
+    _check(value is None or value.endswith(".jsonl"), name, value,
+           "must be a .jsonl file (pairs are written as JSON Lines, one pair per line)")
+
+
+@dataclass(frozen=True)
+class PairsConfig:
+    """``rlvr pairs``: sample G completions per prompt, judge them, write (prompt, chosen, rejected)."""
+
+    task: str = "arithmetic"  # a built-in task name, or the path of a task YAML file
+    verifier: str | None = None  # override the task's verifier (registry name or module:function)
+    model: ModelConfig = field(default_factory=ModelConfig)  # the policy that samples the completions
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)  # sampling and the engine (as in training)
+    group_size: int = 8  # G: completions sampled per prompt
+    max_pairs_per_prompt: int = 1  # at most this many (chosen, rejected) pairs per prompt
+    length_tolerance: float | None = None  # pair only completions whose token lengths differ by <= this fraction of the longer (null = any)
+    split: str = "train"  # the task split whose prompts are sampled
+    limit: int = 0  # use the first N prompts of the split (0 = all)
+    output: str = "pairs.jsonl"  # the pair file written (refused if it exists)
+    heldout_split: str | None = None  # also write pairs from this split (e.g. test) to heldout_output
+    heldout_limit: int = 0  # the first N prompts of heldout_split (0 = all)
+    heldout_output: str | None = None  # held-out pair file (null: output with the split's name, e.g. pairs.test.jsonl)
+    chunk_prompts: int = 64  # prompts per call of the rollout engine
+    timeout_s: float | None = None  # per-sample deadline of sandboxed verifiers (null: the verifier's default)
+    seed: int = 0  # seeds sampling and the choice of pairs
+    threads: int = 0  # torch CPU threads (0 = leave torch's default)
+
+    def __post_init__(self) -> None:
+        _check(self.group_size >= 2, "group_size", self.group_size,
+               "must be >= 2: a pair needs a correct and an incorrect completion of the same prompt")
+        _check(self.max_pairs_per_prompt >= 1, "max_pairs_per_prompt", self.max_pairs_per_prompt, "must be >= 1")
+        _check(self.length_tolerance is None or self.length_tolerance >= 0, "length_tolerance", self.length_tolerance,
+               "must be >= 0 (e.g. 0.2: lengths within 20%), or null for any lengths")
+        _check(self.limit >= 0, "limit", self.limit, "must be >= 0 (0 = every prompt of the split)")
+        _check(self.heldout_limit >= 0, "heldout_limit", self.heldout_limit, "must be >= 0 (0 = every prompt)")
+        _check(self.chunk_prompts >= 1, "chunk_prompts", self.chunk_prompts, "must be >= 1")
+        _check(self.timeout_s is None or self.timeout_s > 0, "timeout_s", self.timeout_s, "must be > 0 seconds, or null")
+        _check(self.rollout.temperature > 0, "rollout.temperature", self.rollout.temperature,
+               "must be > 0: pairs need different completions of the same prompt")
+        _check(self.heldout_split != self.split, "heldout_split", self.heldout_split,
+               f"must differ from split={self.split!r} (held-out pairs come from prompts training never sees)")
+        _check_jsonl_path("output", self.output)
+        _check_jsonl_path("heldout_output", self.heldout_output)
+        _check(self.heldout_output is None or self.heldout_split is not None, "heldout_output", self.heldout_output,
+               "needs heldout_split (the split whose prompts give the held-out pairs), e.g. heldout_split: test")
+
+
+@dataclass(frozen=True)
+class PairDataConfig:
+    """Preference-pair files for reward-model training and DPO (format: grpo/pairs.py)."""
+
+    train: str = "pairs.jsonl"  # training pairs: .jsonl, .jsonl.gz or .parquet (prompt / chosen / rejected)
+    heldout: str | None = None  # held-out pairs file (null: hold out heldout_fraction of the training prompts)
+    heldout_fraction: float = 0.1  # without a held-out file: this share of the training prompts is held out
+    use_chat_template: bool = False  # render prompts with the tokenizer's chat template (chat pairs need it)
+    max_length: int = 512  # longest prompt + completion in tokens; longer pairs are dropped (and counted)
+    use_sampled_ids: bool = True  # use the token ids `rlvr pairs` saved in meta when they match this tokenizer's text
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.heldout_fraction < 1, "heldout_fraction", self.heldout_fraction,
+               "must be in [0, 1), e.g. 0.1 (0 = no held-out report unless `heldout` names a file)")
+        _check(self.max_length >= 8, "max_length", self.max_length, "must be >= 8")
+        _check(bool(self.train), "train", self.train, "must name a pair file, e.g. pairs.jsonl")
+
+
+@dataclass(frozen=True)
+class AgreementConfig(SamplingParams):
+    """After reward-model training: does the RM order a policy's fresh samples as the verifier does?"""
+
+    policy: str | None = None  # policy whose fresh samples are scored (model or run folder; null = skip this check)
+    task: str = "arithmetic"  # task whose prompts are sampled and whose verifier labels the samples
+    verifier: str | None = None  # override the task's verifier (registry name or module:function)
+    split: str = "test"  # the task split sampled
+    problems: int = 32  # prompts sampled
+    n: int = 8  # samples per prompt
+    engine: Literal["auto", "vllm", "hf"] = "auto"  # rollout engine, as rollout.engine
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(self.problems >= 1, "problems", self.problems, "must be >= 1")
+        _check(self.n >= 2, "n", self.n, "must be >= 2: ordering needs several samples of a prompt")
+
+
+def _rm_optim() -> "OptimConfig":
+    return OptimConfig(lr=1e-5, warmup_steps=10, schedule="cosine", micro_batch_size=16)
+
+
+@dataclass(frozen=True)
+class RewardModelConfig:
+    """``rlvr rm``: a Bradley-Terry reward model (a sequence classifier with one output) on preference pairs."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)  # initialisation: a causal LM (e.g. the SFT policy; a fresh `score` head is added) or a reward model
+    data: PairDataConfig = field(default_factory=PairDataConfig)
+    optim: OptimConfig = field(default_factory=_rm_optim)  # AdamW (micro_batch_size counts pairs)
+    steps: int = 200  # optimizer steps
+    batch_size: int = 32  # pairs per optimizer step
+    use_margin: bool = True  # subtract each pair's `margin` (where the file gives one) inside the loss
+    center_coef: float = 0.0  # weight of the reward-centering term (r_chosen + r_rejected)^2 (0 = off)
+    eval_every: int = 0  # held-out accuracy every N steps (0 = only at the end)
+    calibration_bins: int = 10  # bins of predicted P(chosen > rejected) in the calibration table
+    agreement: AgreementConfig = field(default_factory=AgreementConfig)
+    save_every: int = 1000  # checkpoint every N steps (and at the end)
+    keep_checkpoints: int = 1  # newest checkpoints kept on disk
+    seed: int = 0  # data order, held-out split and the score head's initialisation
+    output_dir: str = "runs/rm"  # the run folder
+    threads: int = 0  # torch CPU threads (0 = leave torch's default)
+
+    def __post_init__(self) -> None:
+        _check(self.steps >= 1, "steps", self.steps, "must be >= 1")
+        _check(self.batch_size >= 1, "batch_size", self.batch_size, "must be >= 1")
+        _check(self.center_coef >= 0, "center_coef", self.center_coef, "must be >= 0 (0 = off; e.g. 0.01)")
+        _check(self.eval_every >= 0, "eval_every", self.eval_every, "must be >= 0 (0 = only at the end)")
+        _check(self.calibration_bins >= 2, "calibration_bins", self.calibration_bins, "must be >= 2, e.g. 10")
+        _check(self.save_every >= 1, "save_every", self.save_every, "must be >= 1")
+        _check(self.keep_checkpoints >= 1, "keep_checkpoints", self.keep_checkpoints, "must be >= 1")
+
+
+def _dpo_optim() -> "OptimConfig":
+    return OptimConfig(lr=1e-6, warmup_steps=10, schedule="cosine", micro_batch_size=8)
+
+
+@dataclass(frozen=True)
+class DPOConfig:
+    """``rlvr dpo``: direct preference optimization of a policy on preference pairs (the offline baseline)."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)  # the starting policy; it is also the frozen reference
+    data: PairDataConfig = field(default_factory=PairDataConfig)
+    optim: OptimConfig = field(default_factory=_dpo_optim)  # AdamW (micro_batch_size counts pairs)
+    beta: float = 0.1  # inverse strength of the implicit KL to the reference
+    label_smoothing: float = 0.0  # conservative DPO: labels taken as flipped with this probability, in [0, 0.5)
+    reference: Literal["precomputed", "model"] = "precomputed"  # reference log-probs computed once before training (one model in memory), or by a frozen copy each step
+    steps: int = 200  # optimizer steps
+    batch_size: int = 32  # pairs per optimizer step
+    eval_every: int = 0  # held-out DPO metrics every N steps (0 = only at the end)
+    falling_window: int = 20  # warn when the log-probs of chosen and rejected both fell over this many steps
+    save_every: int = 1000  # checkpoint every N steps (and at the end)
+    keep_checkpoints: int = 1  # newest checkpoints kept on disk
+    seed: int = 0  # data order and held-out split
+    output_dir: str = "runs/dpo"  # the run folder
+    threads: int = 0  # torch CPU threads (0 = leave torch's default)
+
+    def __post_init__(self) -> None:
+        _check(self.beta > 0, "beta", self.beta, "must be > 0, e.g. 0.1")
+        _check(0 <= self.label_smoothing < 0.5, "label_smoothing", self.label_smoothing,
+               "must be in [0, 0.5) (0 = plain DPO; e.g. 0.1 for conservative DPO)")
+        _check(self.steps >= 1, "steps", self.steps, "must be >= 1")
+        _check(self.batch_size >= 1, "batch_size", self.batch_size, "must be >= 1")
+        _check(self.eval_every >= 0, "eval_every", self.eval_every, "must be >= 0 (0 = only at the end)")
+        _check(self.falling_window >= 1, "falling_window", self.falling_window, "must be >= 1 step")
+        _check(self.save_every >= 1, "save_every", self.save_every, "must be >= 1")
+        _check(self.keep_checkpoints >= 1, "keep_checkpoints", self.keep_checkpoints, "must be >= 1")
+
+
+# ---------------------------------------------------------------- PPO (reward model and/or verifier, critic, GAE)
+
+@dataclass(frozen=True)
+class PPOAlgoConfig:
+    """PPO with a critic and GAE (Schulman et al. 2017; Ziegler et al. 2019; InstructGPT)."""
+
+    group_size: int = 1  # samples per prompt (PPO needs no group: 1; more samples each prompt several times)
+    prompts_per_step: int = 16  # prompts per step (batch = prompts_per_step * group_size samples)
+    ppo_epochs: int = 4  # passes over each sampled batch
+    mini_batch_size: int = 16  # samples per optimizer step; each epoch splits the shuffled batch into mini-batches
+    clip_eps_low: float = 0.2  # policy ratio clip below: 1 - clip_eps_low
+    clip_eps_high: float = 0.2  # policy ratio clip above: 1 + clip_eps_high
+    value_clip_eps: float | None = 0.2  # critic: values move at most this far from the rollout's per update (reward units; null = no value clipping)
+    gamma: float = 1.0  # GAE discount (1.0: completions are short episodes)
+    lam: float = 0.95  # GAE lambda (1.0: Monte-Carlo returns; 0.0: one-step TD)
+    whiten_advantages: bool = True  # normalize advantages to mean 0, std 1 over the batch's tokens
+    kl_estimator: KLEstimator = "k1"  # per-token KL to the reference in the reward: k1 (log-ratio, unbiased), k2 or k3
+    kl_controller: KLControllerKind = "fixed"  # kl_coef held fixed, or adapted toward kl_target (Ziegler et al. 2019)
+    kl_coef: float = 0.05  # weight of the per-token KL penalty in the reward (adaptive: its start value)
+    kl_target: float = 6.0  # adaptive: the KL to hold, in nats per sequence
+    kl_horizon: float = 10000.0  # adaptive: samples over which the coefficient moves by the clipped error (>= the batch)
+    reward_clip: float | None = 10.0  # clip each sample's score to [-reward_clip, reward_clip] (null = off)
+    missing_eos_penalty: float = 0.0  # subtracted from the score of completions cut at max_new_tokens without EOS
+    bootstrap_truncated: bool = False  # completions cut at max_new_tokens: bootstrap the critic's value after the last token (true) or end the episode there (false: the score judged the cut text)
+    critic_warmup_steps: int = 0  # the first N steps train only the critic; the policy stays fixed
+    loss_agg_mode: LossAggMode = "token-mean"  # reduction of the per-token policy and value losses
+    mask_unverifiable: bool = True  # with the verifier in the score: samples it could not judge take no part in the update
+    tis: bool = True  # truncated importance sampling: weight tokens by min(pi_trainer / pi_sampler, tis_cap)
+    tis_cap: float = 2.0  # TIS truncation; with the hf engine every weight is 1
+
+    def __post_init__(self) -> None:
+        _check(self.group_size >= 1, "group_size", self.group_size, "must be >= 1")
+        _check(self.prompts_per_step >= 1, "prompts_per_step", self.prompts_per_step, "must be >= 1")
+        _check(self.ppo_epochs >= 1, "ppo_epochs", self.ppo_epochs, "must be >= 1")
+        _check(self.mini_batch_size >= 1, "mini_batch_size", self.mini_batch_size, "must be >= 1")
+        _check(0 <= self.clip_eps_low < 1, "clip_eps_low", self.clip_eps_low, "must be in [0, 1), e.g. 0.2")
+        _check(self.clip_eps_high >= 0, "clip_eps_high", self.clip_eps_high, "must be >= 0, e.g. 0.2")
+        _check(self.value_clip_eps is None or self.value_clip_eps > 0, "value_clip_eps", self.value_clip_eps,
+               "must be > 0 (e.g. 0.2), or null for no value clipping")
+        _check(0 <= self.gamma <= 1, "gamma", self.gamma, "must be in [0, 1], e.g. 1.0")
+        _check(0 <= self.lam <= 1, "lam", self.lam, "must be in [0, 1], e.g. 0.95")
+        _check(self.kl_coef >= 0, "kl_coef", self.kl_coef, "must be >= 0 (0 = no KL penalty)")
+        _check(self.kl_target > 0, "kl_target", self.kl_target, "must be > 0 nats per sequence, e.g. 6")
+        _check(self.kl_horizon > 0, "kl_horizon", self.kl_horizon, "must be > 0 samples, e.g. 10000")
+        _check(self.reward_clip is None or self.reward_clip > 0, "reward_clip", self.reward_clip,
+               "must be > 0 (e.g. 10), or null for no clipping")
+        _check(self.missing_eos_penalty >= 0, "missing_eos_penalty", self.missing_eos_penalty,
+               "must be >= 0 (it is subtracted), e.g. 1.0")
+        _check(self.critic_warmup_steps >= 0, "critic_warmup_steps", self.critic_warmup_steps, "must be >= 0")
+        _check(self.tis_cap > 0, "tis_cap", self.tis_cap, "must be > 0, e.g. 2")
+
+
+@dataclass(frozen=True)
+class CriticConfig:
+    """The value model: a one-output sequence classifier read at every token (grpo/critic.py)."""
+
+    path: str | None = None  # initialisation: null = the reward model (reward.reward_model.path) if there is one, else the policy with a fresh head; or a folder (a reward model, a critic, a policy)
+    optim: OptimConfig = field(default_factory=OptimConfig)  # the critic's own AdamW (micro_batch_size: its sequences per forward/backward)
+
+
+@dataclass(frozen=True)
+class PPORewardModelConfig:
+    path: str | None = None  # a reward model folder written by `rlvr rm` (with reward_stats.json); null = no learned reward
+    weight: float = 1.0  # weight of its normalized score (r - mean) / std in each sample's score
+
+    def __post_init__(self) -> None:
+        _check(self.weight > 0, "weight", self.weight, "must be > 0 (leave path null for no reward model)")
+
+
+@dataclass(frozen=True)
+class PPORewardConfig(RewardConfig):
+    """Each sample's score: reward_model.weight * normalized RM score + verifier_weight * verifier reward
+    (the verifier's reward as shaped by the fields of ``RewardConfig``)."""
+
+    reward_model: PPORewardModelConfig = field(default_factory=PPORewardModelConfig)
+    verifier_weight: float = 0.0  # weight of the verifier's reward in the score (0: the verifier only gives the gold score)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(self.verifier_weight >= 0, "verifier_weight", self.verifier_weight,
+               "must be >= 0 (0 = the verifier only measures, as the gold score)")
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """The reward-hacking monitor (grpo/monitor.py): active when the reward comes from a reward model."""
+
+    action: Literal["warn", "stop"] = "warn"  # when gold falls while the proxy rises: print a warning, or stop the run
+    window: int = 20  # steps in the least-squares trends of proxy and gold
+    min_gold_drop: float = 0.002  # diverging: gold's slope below -this (accuracy per step) ...
+    min_proxy_slope: float = 0.0  # ... while the proxy's slope is above this (RM standard deviations per step)
+    significance: float = 2.0  # ... and each slope is at least this many standard errors from 0 (0 = no such test)
+
+    def __post_init__(self) -> None:
+        _check(self.window >= 3, "window", self.window, "must be >= 3 steps, e.g. 20")
+        _check(self.min_gold_drop >= 0, "min_gold_drop", self.min_gold_drop, "must be >= 0, e.g. 0.002")
+        _check(self.significance >= 0, "significance", self.significance, "must be >= 0 standard errors, e.g. 2")
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """``rlvr ppo``: PPO against a reward model and/or a verifier, with a critic; the GRPO loop's engines,
+    verifiers, evaluation, checkpoints and run folder."""
+
+    task: str = "arithmetic"  # a built-in task name, or the path of a task YAML file
+    verifier: str | None = None  # override the task's verifier (registry name or module:function)
+    model: ModelConfig = field(default_factory=ModelConfig)  # the policy; also the frozen reference
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    algo: PPOAlgoConfig = field(default_factory=PPOAlgoConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)  # the policy's AdamW
+    critic: CriticConfig = field(default_factory=CriticConfig)
+    reward: PPORewardConfig = field(default_factory=PPORewardConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    steps: int = 100  # PPO steps (one sampled batch each)
+    seed: int = 0  # seeds data order, sampling and initialisation
+    output_dir: str = "runs/ppo"  # the run folder
+    save_every: int = 50  # checkpoint every N steps (and at the end)
+    keep_checkpoints: int = 2  # newest checkpoints kept on disk (the best-gold one is kept besides)
+    log_samples: int = 4  # completions per step written to samples.jsonl
+    threads: int = 0  # torch CPU threads (0 = leave torch's default)
+    report_to: tuple[Literal["tensorboard", "wandb"], ...] = ("tensorboard",)  # trackers besides metrics.jsonl; wandb: offline without WANDB_API_KEY
+
+    def __post_init__(self) -> None:
+        _check(self.steps >= 1, "steps", self.steps, "must be >= 1")
+        if "wandb" in self.report_to and importlib.util.find_spec("wandb") is None:
+            raise ConfigError("config field 'report_to' names wandb, which is not installed: "
+                              "pip install 'rlvr[wandb]' (or leave wandb out of report_to)")
+        _check(self.save_every >= 1, "save_every", self.save_every, "must be >= 1")
+        _check(self.keep_checkpoints >= 1, "keep_checkpoints", self.keep_checkpoints, "must be >= 1")
+        batch = self.algo.prompts_per_step * self.algo.group_size
+        _check(self.rollout.temperature > 0, "rollout.temperature", self.rollout.temperature,
+               "must be > 0 for training: the trainer divides logits by it")
+        _check(self.algo.mini_batch_size <= batch, "algo.mini_batch_size", self.algo.mini_batch_size,
+               f"must be <= the batch, algo.prompts_per_step * algo.group_size = {batch}")
+        _check(self.algo.critic_warmup_steps <= self.steps, "algo.critic_warmup_steps", self.algo.critic_warmup_steps,
+               f"must be <= steps={self.steps}")
+        _check(self.algo.kl_controller != "adaptive" or self.algo.kl_horizon >= batch, "algo.kl_horizon",
+               self.algo.kl_horizon, f"must be >= the samples of one step ({batch}) for the adaptive controller")
+        _check(0 <= self.reward.overlong_buffer_len <= self.rollout.max_new_tokens, "reward.overlong_buffer_len",
+               self.reward.overlong_buffer_len,
+               f"must be in [0, rollout.max_new_tokens={self.rollout.max_new_tokens}] (0 = off)")
+        _check(not (self.verifier and self.reward.verifiers), "verifier", self.verifier,
+               "give either `verifier` or `reward.verifiers` (a weighted combination), not both")
+        _check(self.reward.reward_model.path is not None or self.reward.verifier_weight > 0,
+               "reward.reward_model.path", None,
+               "PPO has no reward source: set reward.reward_model.path to a reward model folder (written by "
+               "`rlvr rm`), and/or reward.verifier_weight > 0 to use the task's verifier as (part of) the reward")
 
 
 # ---------------------------------------------------------------- field docs
