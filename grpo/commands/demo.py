@@ -106,6 +106,15 @@ def _pass_at_k_plot(sft: EvalResult, grpo: EvalResult, out: Path) -> None:
     plt.close(fig)
 
 
+def start_demo_folder(out: Path) -> None:
+    """An empty folder at ``out``: an earlier demo's folder (it holds ``base/``) is replaced, anything else refused."""
+    if out.exists():
+        if out.is_file() or (not (out / "base").exists() and any(out.iterdir())):
+            raise ConfigError(f"{out} exists and is not a demo folder; choose another --output-dir")
+        shutil.rmtree(out)  # a demo folder from an earlier run: start afresh
+    out.mkdir(parents=True)
+
+
 def run_demo(output_dir: str | Path = "runs/demo", grpo_overrides: Sequence[str] = (),
              sft_overrides: Sequence[str] = (), heldout: int = 200, show_progress: bool = True) -> dict:
     quiet_transformers()
@@ -119,11 +128,7 @@ def run_demo(output_dir: str | Path = "runs/demo", grpo_overrides: Sequence[str]
     if tuple(grpo_cfg.eval.ks) != EVAL_KS or grpo_cfg.eval.n != EVAL_N:
         raise ConfigError(f"the demo compares pass@1 and pass@8 of 8 samples before and after GRPO; keep eval.n = "
                           f"{EVAL_N} and eval.ks = {list(EVAL_KS)}")
-    if out.exists():
-        if not (out / "base").exists() and any(out.iterdir()):
-            raise ConfigError(f"{out} exists and is not a demo folder; choose another --output-dir")
-        shutil.rmtree(out)  # a demo folder from an earlier run: start afresh
-    out.mkdir(parents=True)
+    start_demo_folder(out)
     set_threads(grpo_cfg.threads)
     timings = {}
 
