@@ -9,8 +9,8 @@ from grpo.config import ConfigError
 
 # A budget that still gives pairs: the SFT policy must answer some prompts right and some wrong.
 QUICK = {
-    "sft": ["steps=120", "threads=2"],
-    "pairs": ["limit=24", "heldout_limit=8", "threads=2"],
+    "sft": ["steps=250", "threads=2"],
+    "pairs": ["limit=32", "heldout_limit=24", "threads=2"],
     "rm": ["steps=4", "eval_every=0", "agreement.problems=4", "threads=2"],
     "ppo": ["steps=3", "algo.prompts_per_step=8", "algo.mini_batch_size=8", "algo.critic_warmup_steps=1",
             "monitor.window=3", "eval.every=0", "save_every=3", "threads=2"],
@@ -30,6 +30,8 @@ def test_rlhf_demo_quick_budget_writes_summary_and_plot(tmp_path):
     assert summary["budget_steps"] == 3 and summary["budget_samples_per_step"] == 8
     assert summary["pairs_train"] > 0 and summary["pairs_heldout"] > 0
     assert isinstance(summary["monitor_flagged"], bool)
+    for name in ("sft", "ppo", "grpo", "dpo"):
+        assert 0 <= summary[f"{name}_boxed_share"] <= 1 and 0 <= summary[f"{name}_step_by_step_share"] <= 1
     # PPO's and GRPO's figures are their runs' own final evaluations, on the same 8 problems
     for name in ("ppo", "grpo"):
         final = json.loads((out / name / "eval" / "step-3" / "summary.json").read_text())

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from grpo.commands.demo import (DEMO_TASK, EVAL_KS, EVAL_N, EVAL_TEMPERATURE, _save_eval, config_path,
+from grpo.commands.demo import (DEMO_TASK, EVAL_KS, EVAL_N, EVAL_TEMPERATURE, _save_eval, answer_styles, config_path,
                                 evaluate_model, final_evaluation, start_demo_folder)
 from grpo.config import (ConfigError, DPOConfig, PairsConfig, PPOConfig, RewardModelConfig, SFTConfig, TrainConfig,
                          load_config)
@@ -199,6 +199,8 @@ def run_rlhf_demo(output_dir: str | Path = "runs/demo-rlhf", seed: int | None = 
         "task": DEMO_TASK, "n_heldout": heldout, "samples_per_problem": EVAL_N, "temperature": EVAL_TEMPERATURE,
         **{f"{name}_pass_at_1": e.pass_at[1] for name, e in evals.items()},
         **{f"{name}_pass_at_8": e.pass_at[8] for name, e in evals.items()},
+        # how each policy answers: boxed (the verifier's format), step by step, and how often a boxed answer is right
+        **{f"{name}_{k}": v for name, e in evals.items() for k, v in answer_styles(e.per_problem).items()},
         "pairs_train": counts[0]["pairs"], "pairs_heldout": counts[1]["pairs"] if len(counts) > 1 else 0,
         "rm_heldout_accuracy": (rm_report.get("heldout") or {}).get("accuracy"),
         "rm_agreement_auc": agreement.get("auc"),
@@ -220,10 +222,11 @@ def print_table(summary: dict, evals: Mapping[str, EvalResult]) -> None:
     labels = {"sft": "SFT", "ppo": "PPO (reward model)", "grpo": "GRPO (verifier)", "dpo": "DPO (pairs)"}
     sft = evals["sft"].pass_at[1]
     print(f"\nheld-out {DEMO_TASK}: {summary['n_heldout']} problems x {EVAL_N} samples, T={EVAL_TEMPERATURE}")
-    print(f"{'':20}{'pass@1':>8}{'pass@8':>8}{'vs SFT':>9}")
+    print(f"{'':20}{'pass@1':>8}{'pass@8':>8}{'vs SFT':>9}{'boxed':>8}{'stepwise':>10}{'boxed ok':>10}")
     for name, e in evals.items():
-        change = f"{e.pass_at[1] - sft:+9.3f}" if name != "sft" else ""
-        print(f"{labels[name]:20}{e.pass_at[1]:8.3f}{e.pass_at[8]:8.3f}{change}")
+        change = f"{e.pass_at[1] - sft:+9.3f}" if name != "sft" else f"{'':9}"
+        print(f"{labels[name]:20}{e.pass_at[1]:8.3f}{e.pass_at[8]:8.3f}{change}{summary[f'{name}_boxed_share']:8.3f}"
+              f"{summary[f'{name}_step_by_step_share']:10.3f}{summary[f'{name}_boxed_accuracy']:10.3f}")
     rm = summary["rm_heldout_accuracy"]
     print(f"\nreward model: held-out pair accuracy {rm:.3f} ({summary['pairs_heldout']} pairs)"
           if rm is not None else "\nreward model: no held-out pairs")
