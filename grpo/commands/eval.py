@@ -115,8 +115,9 @@ def run_eval(model: str, task_name: str, *, n: int = DEFAULT_N, ks: str | None =
              chat_template: bool | None = None, verifier: str | None = None, timeout_s: float | None = None,
              seed: int = 0, bootstrap: int = 1000, engine: str = "auto", batch_size: int = 64,
              dtype: str = "float32", threads: int = 0, show_progress: bool = True,
-             log: TextIO = sys.stderr) -> dict[str, Any]:
+             log: TextIO | None = None) -> dict[str, Any]:
     """Evaluate ``model`` on ``task_name``; writes the reports and returns the summary document."""
+    log = log if log is not None else sys.stderr  # read at call time: a captured stderr may have been swapped since import
     from tasks import get_task
     from verifiers import get_verifier
 

@@ -52,8 +52,9 @@ def _chunks(rows: Iterator[tuple[int, dict[str, Any]]], size: int) -> Iterator[l
 
 
 def verify_file(verifier_name: str, input_path: str | Path, output_path: str | Path, *,
-                timeout_s: float | None = None, chunk_rows: int = CHUNK_ROWS, log: TextIO = sys.stderr) -> dict[str, Any]:
+                timeout_s: float | None = None, chunk_rows: int = CHUNK_ROWS, log: TextIO | None = None) -> dict[str, Any]:
     """Judge every row of ``input_path`` into ``output_path``; returns the summary it prints."""
+    log = log if log is not None else sys.stderr  # read at call time: a captured stderr may have been swapped since import
     input_path, output_path = Path(input_path), Path(output_path)
     if not input_path.is_file():
         raise VerifyInputError(f"input file {input_path} does not exist")
