@@ -347,6 +347,16 @@ def wrap_policy(model: torch.nn.Module, sharding: str, mixed_precision: bool = F
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, OffloadPolicy, fully_shard
 
+    if cpu_offload and device.type != "cuda":
+        raise ConfigError("config field 'dist.cpu_offload' = True: it keeps GPU weights in host memory between uses, "
+                          "and this run has no GPU (its weights are in host memory already); set dist.cpu_offload=false")
+    if mixed_precision and device.type == "cpu":
+        from grpo.models import _read_cpuinfo, cpu_has_bf16
+
+        if cpu_has_bf16(_read_cpuinfo()) is False:
+            raise ConfigError("config field 'dist.mixed_precision' = True: this CPU has no bfloat16 instructions "
+                              "(avx512_bf16 / amx_bf16), so torch would emulate them, slower than float32; set "
+                              "dist.mixed_precision=false")
     mesh = init_device_mesh(device.type, (info.world_size,))
     kwargs: dict[str, Any] = {"mesh": mesh}
     if mixed_precision:
