@@ -195,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from grpo.commands.demo_real import run_real_demo
 
                 run_real_demo(args.output_dir or "runs/demo-real", grpo_overrides=[*seeded, *args.overrides],
-                              show_progress=not args.no_progress)
+                              heldout=args.heldout, show_progress=not args.no_progress)
             else:
                 from grpo.commands.demo import run_demo
 
