@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from grpo.config import ConfigError, SFTConfig, TrainConfig, documented_yaml, load_config
 from tasks.base import TaskError
@@ -153,9 +154,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+DISTRIBUTED_COMMANDS = ("train", "sft")  # the commands that run as one job over torchrun's ranks
+
+
+def refuse_unsupported_torchrun(command: str, environ: Mapping[str, str] = os.environ) -> None:
+    """Under torchrun (WORLD_SIZE > 1) only train and sft share the work; any other command would run N
+    independent copies writing the same files, so it stops on every rank before anything is written."""
+    world = environ.get("WORLD_SIZE", "1")
+    if command not in DISTRIBUTED_COMMANDS and world.isdigit() and int(world) > 1:
+        raise ConfigError(f"rlvr {command} runs in one process; under torchrun (WORLD_SIZE={world}) each rank "
+                          f"would repeat the whole job into the same folder. Run it without torchrun "
+                          f"(several processes: {' and '.join(DISTRIBUTED_COMMANDS)} only)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        refuse_unsupported_torchrun(args.command)
         if args.command == "train":
             from grpo.engines.base import WeightSyncError
             from grpo.trainer import train

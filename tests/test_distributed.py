@@ -319,3 +319,17 @@ def test_sft_on_two_ranks_equals_one_process(tiny_model_dir, tmp_path):
     one, two = read_jsonl(tmp_path / "one" / "metrics.jsonl"), read_jsonl(tmp_path / "two" / "metrics.jsonl")
     assert [m["sft/loss"] for m in one] == pytest.approx([m["sft/loss"] for m in two], rel=1e-5)
     assert [m["dist/world_size"] for m in two] == [2, 2]
+
+
+def test_commands_that_run_in_one_process_refuse_torchrun(tmp_path, monkeypatch, capsys):
+    from grpo.cli import main, refuse_unsupported_torchrun
+
+    refuse_unsupported_torchrun("train", {"WORLD_SIZE": "2"})  # shared over ranks: no error
+    refuse_unsupported_torchrun("ppo", {"WORLD_SIZE": "1"})
+    refuse_unsupported_torchrun("ppo", {})
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    out = tmp_path / "ppo"
+    assert main(["ppo", "--output-dir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "rlvr ppo runs in one process" in err and "WORLD_SIZE=2" in err and "train and sft" in err
+    assert not out.exists()
