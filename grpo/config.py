@@ -56,6 +56,7 @@ class ModelConfig:
     trust_remote_code: bool = False  # allow model code from the hub (only for models you trust)
     lora: LoraConfig | None = None  # train low-rank adapters only ({r, alpha, dropout, target_modules}); null = full fine-tuning
     gradient_checkpointing: bool = False  # recompute activations in the backward pass: less memory, ~30% more update time
+    share_prompts: bool = True  # log-prob passes run each distinct prompt of a micro-batch once, its samples on its KV cache (exact; llama/qwen2/qwen3, one process, no gradient checkpointing)
 
     def __post_init__(self) -> None:
         if self.lora is not None and not _peft_installed():

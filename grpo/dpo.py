@@ -41,26 +41,27 @@ from grpo.runfolder import RunLock
 from grpo.runlog import RunLog
 
 
-def sequence_logps(model: torch.nn.Module, pairs: Sequence[TokenPair], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+def sequence_logps(model: torch.nn.Module, pairs: Sequence[TokenPair], pad_id: int,
+                   share_prompts: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """(b,) ``log pi(chosen | prompt)`` and (b,) ``log pi(rejected | prompt)``: sums over the
     completion tokens, from one forward pass over the 2b sequences (with grad if enabled)."""
     b = len(pairs)
     prompts = [p.prompt_ids for p in pairs] * 2
     completions = [p.chosen_ids for p in pairs] + [p.rejected_ids for p in pairs]
     packed = pack(prompts, completions, pad_id).to(next(model.parameters()).device)
-    logprobs, _ = completion_logprobs(model, packed)  # (2b, T)
+    logprobs, _ = completion_logprobs(model, packed, share_prompts=share_prompts)  # (2b, T)
     sums = (logprobs * packed.completion_mask).sum(-1)  # (2b,)
     return sums[:b], sums[b:]
 
 
 @torch.no_grad()
 def all_sequence_logps(model: torch.nn.Module, pairs: Sequence[TokenPair], pad_id: int,
-                       batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+                       batch_size: int, share_prompts: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """(N,) chosen and (N,) rejected log-probs of every pair, without grad, in eval mode."""
     was_training = model.training
     model.eval()
     try:
-        parts = [sequence_logps(model, part, pad_id) for part in chunks(pairs, batch_size)]
+        parts = [sequence_logps(model, part, pad_id, share_prompts) for part in chunks(pairs, batch_size)]
     finally:
         model.train(was_training)
     return torch.cat([c.cpu() for c, _ in parts]), torch.cat([r.cpu() for _, r in parts])
@@ -98,7 +99,7 @@ def falling_together(chosen_change: Sequence[float], rejected_change: Sequence[f
 def heldout_metrics(model, pairs: Sequence[TokenPair], ref: tuple[torch.Tensor, torch.Tensor], pad_id: int,
                     cfg: DPOConfig) -> dict[str, float]:
     """DPO loss and implicit-reward metrics on held-out pairs (``ref``: their (N,) reference log-probs)."""
-    chosen, rejected = all_sequence_logps(model, pairs, pad_id, cfg.optim.micro_batch_size)
+    chosen, rejected = all_sequence_logps(model, pairs, pad_id, cfg.optim.micro_batch_size, cfg.model.share_prompts)
     loss, m = dpo_loss(chosen, rejected, *ref, beta=cfg.beta, label_smoothing=cfg.label_smoothing)
     m.pop("num_pairs")
     m["loss"] = float(loss)
@@ -130,9 +131,10 @@ def train_dpo(cfg: DPOConfig, show_progress: bool = True) -> Path:
         ref_model.eval().requires_grad_(False)
         train_ref = None
     else:
-        train_ref = all_sequence_logps(model, data.train, pad_id, optim.micro_batch_size)
+        train_ref = all_sequence_logps(model, data.train, pad_id, optim.micro_batch_size, cfg.model.share_prompts)
     reference = ref_model if ref_model is not None else model  # still the starting weights here
-    heldout_ref = all_sequence_logps(reference, data.heldout, pad_id, optim.micro_batch_size) if data.heldout else None
+    heldout_ref = (all_sequence_logps(reference, data.heldout, pad_id, optim.micro_batch_size, cfg.model.share_prompts)
+                   if data.heldout else None)
     print(f"rlvr dpo: {len(data.train)} training pairs, {len(data.heldout)} held-out pairs "
           f"({data.summary['train_file_counts']['dropped_too_long']} longer than data.max_length dropped, "
           f"{data.summary['train_file_counts']['used_sampled_ids']} with the sampled token ids); reference "
@@ -166,12 +168,12 @@ def _train(cfg: DPOConfig, run_dir: Path, model, tokenizer, data: PairData,
         total_loss = 0.0
         for idx in chunks(indices, optim.micro_batch_size):
             pairs = [data.train[i] for i in idx]
-            chosen, rejected = sequence_logps(model, pairs, pad_id)  # (b,), (b,)
+            chosen, rejected = sequence_logps(model, pairs, pad_id, cfg.model.share_prompts)  # (b,), (b,)
             if train_ref is not None:
                 ref_chosen, ref_rejected = train_ref[0][list(idx)], train_ref[1][list(idx)]
             else:
                 with torch.no_grad():
-                    ref_chosen, ref_rejected = sequence_logps(ref_model, pairs, pad_id)
+                    ref_chosen, ref_rejected = sequence_logps(ref_model, pairs, pad_id, cfg.model.share_prompts)
             loss, m = dpo_loss(chosen, rejected, ref_chosen, ref_rejected, beta=cfg.beta,
                                label_smoothing=cfg.label_smoothing, num_pairs=len(indices))
             loss.backward()

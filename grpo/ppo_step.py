@@ -115,8 +115,10 @@ def rollout_view(models: Models, batch: Rollout, cfg: PPOConfig) -> RolloutView:
     for idx in _chunks(range(B), cfg.optim.micro_batch_size):
         mb = _pack(batch, idx, pad_id, device)
         Tm = mb.completion_ids.shape[1]
-        old, entropy = completion_logprobs(models.policy, mb, temperature, with_entropy=True)  # (b, Tm) each
-        ref, _ = completion_logprobs(models.reference, mb, temperature)  # (b, Tm)
+        old, entropy = completion_logprobs(models.policy, mb, temperature, with_entropy=True,
+                                           share_prompts=cfg.model.share_prompts)  # (b, Tm) each
+        ref, _ = completion_logprobs(models.reference, mb, temperature,
+                                     share_prompts=cfg.model.share_prompts)  # (b, Tm)
         full["old"][idx, :Tm], full["ref"][idx, :Tm] = old.cpu(), ref.cpu()
         full["entropy"][idx, :Tm] = entropy.cpu()
     for idx in _chunks(range(B), cfg.critic.optim.micro_batch_size):
@@ -186,7 +188,8 @@ def ppo_update(models: Models, batch: Rollout, view: RolloutView, advantages: to
                 for idx in _chunks(mini, cfg.optim.micro_batch_size):
                     mb = _pack(batch, idx, pad_id, policy_device)
                     Tm = mb.completion_ids.shape[1]
-                    logprobs, _ = completion_logprobs(policy, mb, cfg.rollout.temperature)  # (b, Tm)
+                    logprobs, _ = completion_logprobs(policy, mb, cfg.rollout.temperature,
+                                                      share_prompts=cfg.model.share_prompts)  # (b, Tm)
                     sampler = view.sampler_logprobs[idx, :Tm].to(policy_device)
                     if algo.tis:  # ratio against the trainer's pi_old; tokens weighted by min(pi_old / pi_sampler, cap)
                         old = view.old_logprobs[idx, :Tm].to(policy_device)

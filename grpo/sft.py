@@ -114,7 +114,7 @@ def _sft_loop(cfg: SFTConfig, run_dir: Path, model, tokenizer, data, show_progre
             micro = mine[start : start + optim.micro_batch_size]
             packed = pack([p for p, _ in micro], [c for _, c in micro], tokenizer.pad_token_id).to(device)
             with distributed.gradient_sync(model, k == len(starts) - 1):
-                logprobs, _ = completion_logprobs(model, packed)
+                logprobs, _ = completion_logprobs(model, packed, share_prompts=cfg.model.share_prompts)
                 loss = -(logprobs * packed.completion_mask).sum() / num_tokens  # token-mean over the whole batch
                 loss.backward()
             total_loss += loss.item()

@@ -205,7 +205,7 @@ def policy_update(model: torch.nn.Module, ref_model: torch.nn.Module | None, bat
     step is that of one process with the whole batch; a rank with fewer micro-batches runs empty
     ones, because every forward and backward of a sharded model is a collective.
     """
-    algo, temperature = cfg.algo, cfg.rollout.temperature
+    algo, temperature, share = cfg.algo, cfg.rollout.temperature, cfg.model.share_prompts
     device = torch.device(distributed.current().device)
     B = len(batch)
     if B:
@@ -229,7 +229,8 @@ def policy_update(model: torch.nn.Module, ref_model: torch.nn.Module | None, bat
     ref_logprobs: list[torch.Tensor | None] = [None] * len(micro_batches)
     if ref_model is not None:
         with torch.no_grad():
-            ref_logprobs = [completion_logprobs(ref_model, mb, temperature)[0] for mb in micro_packs]
+            ref_logprobs = [completion_logprobs(ref_model, mb, temperature, share_prompts=share)[0]
+                            for mb in micro_packs]
 
     stats = FirstPassStats()
     grad_norms = []
@@ -241,7 +242,8 @@ def policy_update(model: torch.nn.Module, ref_model: torch.nn.Module | None, bat
             Tm = mb.completion_ids.shape[1]
             # DDP: gradients are summed over ranks once per optimizer step, after the last micro-batch
             with distributed.gradient_sync(model, m == len(micro_batches) - 1):
-                logprobs, entropy = completion_logprobs(model, mb, temperature, with_entropy=first_pass)  # (b, Tm)
+                logprobs, entropy = completion_logprobs(model, mb, temperature, with_entropy=first_pass,
+                                                        share_prompts=share)  # (b, Tm)
                 mb_mask = mask[idx, :Tm] if idx else torch.zeros_like(logprobs)
                 mb_sampler = sampler_logprobs[idx, :Tm] if idx else torch.zeros_like(logprobs)  # (b, Tm)
                 mb_advantages = advantages[idx] if idx else torch.zeros(1, device=device)
