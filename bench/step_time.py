@@ -2,7 +2,8 @@
 
     python bench/step_time.py --model DIR --prompts 8 --group-size 8 --max-new-tokens 64 --steps 5
 
-Prints the generate / verify / update / sync split of every step, the completion
+Prints the generate / verify / update / sync split of every step (the update split again into the
+reference policy's log-probs, the policy's forward passes, backward and optimizer), the completion
 tokens sampled per step (mean), the peak resident memory, the sampler-trainer
 log-prob gap, and, as the last line, ``median_step_seconds: X``. Build a tiny
 model to time with ``rlvr tiny-model --output DIR`` (a random-init model samples
@@ -58,12 +59,15 @@ def main() -> None:
         ])
         train(cfg, show_progress=False)
         rows = [json.loads(line) for line in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()]
-    print(f"{'step':>4} {'generate':>9} {'verify':>8} {'update':>8} {'sync':>7} {'total':>8} {'tokens':>7} "
-          f"{'logprob_diff':>12}")
+    parts = ("reference", "logprobs", "backward", "optimizer")
+    print(f"{'step':>4} {'generate':>9} {'verify':>8} {'update':>8} "
+          + " ".join(f"{k:>9}" for k in parts)
+          + f" {'sync':>7} {'total':>8} {'tokens':>7} {'logprob_diff':>12}")
     tokens = [r["completion/length_mean"] * args.prompts * args.group_size for r in rows]
     for r, t in zip(rows, tokens):
         print(f"{r['step']:>4} {r['time/generate']:9.3f} {r['time/verify']:8.4f} {r['time/update']:8.3f} "
-              f"{r['time/sync']:7.3f} {r['time/step']:8.3f} {t:7.0f} {r.get('rollout/logprob_diff', 0.0):12.2e}")
+              + " ".join(f"{r.get(f'time/{k}', 0.0):9.3f}" for k in parts)
+              + f" {r['time/sync']:7.3f} {r['time/step']:8.3f} {t:7.0f} {r.get('rollout/logprob_diff', 0.0):12.2e}")
     print(f"model: {cfg.model.path} ({cfg.model.dtype}, {'LoRA' if cfg.model.lora else 'full'}"
           f"{', gradient checkpointing' if cfg.model.gradient_checkpointing else ''})")
     print(f"mean_completion_tokens_per_step: {statistics.mean(tokens):.0f}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -48,52 +49,111 @@ def pack(prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]],
 
 
 # decoder architectures whose HF forward runs a multi-token continuation on a DynamicCache exactly as it
-# runs the whole sequence (checked by tests/test_prompt_sharing.py for llama and qwen2)
+# runs the whole sequence (checked by tests/test_prompt_sharing.py and tests/test_trim_padding.py for llama and qwen2)
 SHARED_PROMPT_MODEL_TYPES = frozenset({"llama", "qwen2", "qwen3"})
 
 
 def completion_logprobs(model: torch.nn.Module, batch: PackedBatch, temperature: float = 1.0,
-                        with_entropy: bool = False,
-                        share_prompts: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+                        with_entropy: bool = False, share_prompts: bool = True,
+                        trim_padding: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Per-token log-probs (B, T) of the completion tokens, and optionally their entropy (B, T).
 
     Only the logits that predict completion tokens are computed (``logits_to_keep``),
     so the LM head never runs over the prompt. With ``share_prompts``, where rows repeat a
     prompt (GRPO's G samples of one prompt, DPO's chosen and rejected), each distinct prompt
-    is run once and its rows continue from its KV cache (``shared_prompt_forward``): the same
-    values and gradients with the prompt's share of the compute divided by the repeats.
+    is run once, but its last token, and its rows continue from its KV cache: the same values and
+    gradients (the cache is indexed out to the rows by a differentiable gather, so the prompt's
+    activations get every row's gradient) with the prompt's share of the compute divided by the repeats.
+    With ``trim_padding``, rows are grouped by completion length (``length_buckets``) and each
+    group runs only as wide as its longest completion, so short samples do not pay for the
+    longest one's padding (entries cut off that way are 0). Read both outputs under ``completion_mask``.
     """
     width_c = batch.completion_ids.shape[1]
-    rows = _shared_prompt_rows(model, batch) if share_prompts else None
-    if rows is not None:
-        logits = shared_prompt_forward(model, batch, *rows)
-    else:
-        out = model(
-            input_ids=batch.input_ids,
-            attention_mask=batch.attention_mask,
-            position_ids=batch.position_ids,
-            logits_to_keep=width_c + 1,
-            use_cache=False,
-        )
-        logits = out.logits
-    logits = logits[:, :-1].float()  # (B, T, V): position t predicts completion token t
-    logprobs = token_logprobs(logits, batch.completion_ids, temperature)
-    entropy = None
-    if with_entropy:
-        with torch.no_grad():
-            entropy = entropy_from_logits(logits, temperature)
+    shared = _shared_prompt_rows(model, batch) if share_prompts else None
+    lengths = batch.completion_mask.sum(-1).tolist()
+    base = 1 if shared is not None else batch.input_ids.shape[1] - width_c  # per-row positions besides the completion
+    buckets = (length_buckets(lengths, base) if trim_padding and _one_process()
+               else [(list(range(len(lengths))), width_c)])
+    prefix = _prompt_prefix(model, batch, shared[0]) if shared is not None else None
+    parts: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+    for rows, width in buckets:
+        index = None if len(buckets) == 1 and width == width_c else torch.tensor(rows, device=batch.input_ids.device)
+        if prefix is not None:
+            logits = _continue_from_prefix(model, batch, prefix, shared[1], index, width)
+        else:
+            logits = _plain_forward(model, batch, index, width)
+        logits = logits[:, :-1].float()  # (b, width, V): position t predicts completion token t
+        tokens = batch.completion_ids if index is None else batch.completion_ids[index]
+        logprobs = token_logprobs(logits, tokens[:, :width], temperature)
+        entropy = None
+        if with_entropy:
+            with torch.no_grad():
+                entropy = entropy_from_logits(logits, temperature)
+        parts.append((logprobs, entropy))
+    if len(parts) == 1 and buckets[0][1] == width_c:
+        return parts[0]
+    order = torch.tensor([r for rows, _ in buckets for r in rows], device=batch.input_ids.device)
+    restore = torch.argsort(order)
+
+    def gather(tensors: list[torch.Tensor]) -> torch.Tensor:
+        return torch.cat([torch.nn.functional.pad(t, (0, width_c - t.shape[1])) for t in tensors])[restore]
+
+    logprobs = gather([lp for lp, _ in parts])
+    entropy = gather([ent for _, ent in parts]) if with_entropy else None
     return logprobs, entropy
 
 
-def shared_prompt_forward(model, batch: PackedBatch, first: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
-    """Logits (B, T + 1, V) at the last prompt position and every completion position, with each distinct
-    prompt run once.
+# what one more forward call costs, in row-positions of compute (the per-layer dispatch and the smaller
+# matrix products of a split batch); length_buckets splits a batch only where it saves more padding than this
+BUCKET_OVERHEAD_POSITIONS = 64
 
-    ``first`` (U,) is a row holding each distinct prompt, ``inverse`` (B,) the distinct prompt of each
-    row. Pass 1 runs the U prompts but their last token and keeps the KV cache; the cache is indexed
-    out to the B rows (a differentiable gather, so the prompt's activations get every row's gradient);
-    pass 2 runs each row's last prompt token and its completion on it, under the whole row's mask.
+
+def length_buckets(lengths: Sequence[int], base: int,
+                   overhead: int = BUCKET_OVERHEAD_POSITIONS) -> list[tuple[list[int], int]]:
+    """Rows grouped by completion length: ``[(rows, width), ...]``, each group to run ``width`` positions wide.
+
+    Rows are sorted by length and cut into contiguous groups that minimise the positions computed,
+    ``sum(len(rows) * (base + width)) + overhead * len(groups)``, where ``base`` is what every row costs
+    besides its completion (its prompt, or 1 when prompts are shared) and ``width`` a group's longest
+    completion (at least 1). An exact dynamic programme over the cut points; one group when that is cheapest.
     """
+    order = sorted(range(len(lengths)), key=lambda r: lengths[r])
+    widths = [max(1, lengths[r]) for r in order]
+    n = len(order)
+    best = [0.0] + [float("inf")] * n  # best[j]: the cheapest cut of the j shortest rows
+    cut = [0] * (n + 1)
+    for j in range(1, n + 1):
+        for i in range(j):  # the last group is rows i..j-1, as wide as row j-1
+            cost = best[i] + (j - i) * (base + widths[j - 1]) + overhead
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    groups = []
+    j = n
+    while j > 0:
+        i = cut[j]
+        groups.append((order[i:j], widths[j - 1]))
+        j = i
+    groups.reverse()
+    if len(groups) == 1:
+        return [(list(range(n)), widths[-1])]  # the batch as it is: no reordering
+    return groups
+
+
+def _plain_forward(model, batch: PackedBatch, index: torch.Tensor | None, width: int) -> torch.Tensor:
+    """Logits (b, width + 1, V) of the rows ``index`` (all when None), the completion cut to ``width``."""
+    end = batch.input_ids.shape[1] - batch.completion_ids.shape[1] + width
+
+    def rows(t: torch.Tensor) -> torch.Tensor:
+        return (t if index is None else t[index])[:, :end]
+
+    out = model(input_ids=rows(batch.input_ids), attention_mask=rows(batch.attention_mask),
+                position_ids=rows(batch.position_ids), logits_to_keep=width + 1, use_cache=False)
+    return out.logits
+
+
+def _prompt_prefix(model, batch: PackedBatch, first: torch.Tensor):
+    """Pass 1: the KV cache (U rows) of each distinct prompt but its last token; ``first`` (U,) is a row
+    holding each distinct prompt."""
     width_p = batch.input_ids.shape[1] - batch.completion_ids.shape[1]
     prefix = model(
         input_ids=batch.input_ids[first, : width_p - 1],
@@ -102,12 +162,26 @@ def shared_prompt_forward(model, batch: PackedBatch, first: torch.Tensor, invers
         logits_to_keep=1,
         use_cache=True,
     )
-    cache = prefix.past_key_values
-    cache.batch_select_indices(inverse)  # (U, ...) -> (B, ...)
+    return prefix.past_key_values
+
+
+def _continue_from_prefix(model, batch: PackedBatch, prefix, inverse: torch.Tensor, index: torch.Tensor | None,
+                          width: int) -> torch.Tensor:
+    """Pass 2 for the rows ``index`` (all when None): logits (b, width + 1, V) at each row's last prompt
+    token and its completion cut to ``width``, run on a copy of the prefix cache indexed out to those rows
+    by ``inverse`` (B,), the distinct prompt of each row (the prefix stays whole for the other groups)."""
+    width_p = batch.input_ids.shape[1] - batch.completion_ids.shape[1]
+    cache = copy.copy(prefix)
+    cache.layers = [copy.copy(layer) for layer in prefix.layers]
+    cache.batch_select_indices(inverse if index is None else inverse[index])  # (U, ...) -> (b, ...)
+
+    def rows(t: torch.Tensor) -> torch.Tensor:
+        return t if index is None else t[index]
+
     out = model(
-        input_ids=batch.input_ids[:, width_p - 1 :],
-        attention_mask=batch.attention_mask,  # past (prompt but its last token) + this pass
-        position_ids=batch.position_ids[:, width_p - 1 :],
+        input_ids=rows(batch.input_ids)[:, width_p - 1 : width_p + width],
+        attention_mask=rows(batch.attention_mask)[:, : width_p + width],  # past (prompt but its last token) + this pass
+        position_ids=rows(batch.position_ids)[:, width_p - 1 : width_p + width],
         past_key_values=cache,
         use_cache=True,
     )
@@ -141,8 +215,13 @@ def _can_share_prompts(model) -> bool:
     config = getattr(inner, "config", None)
     if getattr(config, "model_type", None) not in SHARED_PROMPT_MODEL_TYPES:
         return False
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return False  # DDP / FSDP: one forward per backward, as their hooks expect
+    if not _one_process():
+        return False
     if inner.training and any(getattr(m, "gradient_checkpointing", False) is True for m in inner.modules()):
         return False
     return True
+
+
+def _one_process() -> bool:
+    """Not under torch.distributed: DDP and FSDP expect one forward per backward, the same on every rank."""
+    return not (torch.distributed.is_available() and torch.distributed.is_initialized())

@@ -194,8 +194,11 @@ class FirstPassStats:
 def policy_update(model: torch.nn.Module, ref_model: torch.nn.Module | None, batch: Rollout,
                   advantages: torch.Tensor, sample_weight: torch.Tensor, cfg: TrainConfig, pad_id: int,
                   optimizer: torch.optim.Optimizer, scheduler,
-                  max_logprob_diff: float | None = None) -> dict[str, float]:
+                  max_logprob_diff: float | None = None, timing: dict[str, float] | None = None) -> dict[str, float]:
     """``num_iterations`` optimizer steps on one batch, micro-batched; returns token-weighted metrics.
+
+    ``timing`` receives the seconds of each part: ``reference`` (the reference policy's log-probs),
+    ``logprobs`` (the policy's forward passes and the loss), ``backward``, ``optimizer`` (clipping and step).
 
     With ``max_logprob_diff``, raises ``WeightSyncError`` before the first optimizer step when the
     sampler's log-probs differ from the trainer's by more than that (see ``check_logprob_agreement``).
@@ -226,11 +229,14 @@ def policy_update(model: torch.nn.Module, ref_model: torch.nn.Module | None, bat
                    for idx in micro_batches]  # packed once, reused by the reference and every iteration
     mask, sampler_logprobs, advantages = mask.to(device), sampler_logprobs.to(device), advantages.to(device)
 
+    seconds = dict.fromkeys(("reference", "logprobs", "backward", "optimizer"), 0.0)
+    t0 = time.perf_counter()
     ref_logprobs: list[torch.Tensor | None] = [None] * len(micro_batches)
     if ref_model is not None:
         with torch.no_grad():
             ref_logprobs = [completion_logprobs(ref_model, mb, temperature, share_prompts=share)[0]
                             for mb in micro_packs]
+    seconds["reference"] = time.perf_counter() - t0
 
     stats = FirstPassStats()
     grad_norms = []
@@ -242,6 +248,7 @@ def policy_update(model: torch.nn.Module, ref_model: torch.nn.Module | None, bat
             Tm = mb.completion_ids.shape[1]
             # DDP: gradients are summed over ranks once per optimizer step, after the last micro-batch
             with distributed.gradient_sync(model, m == len(micro_batches) - 1):
+                t0 = time.perf_counter()
                 logprobs, entropy = completion_logprobs(model, mb, temperature, with_entropy=first_pass,
                                                         share_prompts=share)  # (b, Tm)
                 mb_mask = mask[idx, :Tm] if idx else torch.zeros_like(logprobs)
@@ -262,7 +269,10 @@ def policy_update(model: torch.nn.Module, ref_model: torch.nn.Module | None, bat
                     norm_constant=float(algo.loss_norm_constant or cfg.rollout.max_new_tokens),
                     is_weights=is_weights,
                 )
+                t1 = time.perf_counter()
                 loss.backward()
+                seconds["logprobs"] += t1 - t0
+                seconds["backward"] += time.perf_counter() - t1
             if first_pass and idx:
                 stats.add(metrics, loss, num_tokens, entropy=entropy, trainer_logprobs=trainer_old[m],
                           sampler_logprobs=mb_sampler, is_weights=is_weights, mask=mb_mask, tis_cap=algo.tis_cap)
@@ -270,10 +280,14 @@ def policy_update(model: torch.nn.Module, ref_model: torch.nn.Module | None, bat
             stats.merge_ranks()  # every rank decides the probe on the whole batch, so all stop or none
             if max_logprob_diff is not None:
                 check_logprob_agreement(stats.mean("logprob_diff"), max_logprob_diff)
+        t0 = time.perf_counter()
         max_norm = cfg.optim.max_grad_norm or float("inf")
         grad_norms.append(distributed.to_float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)))
         optimizer.step()
         scheduler.step()
+        seconds["optimizer"] += time.perf_counter() - t0
+    if timing is not None:
+        timing.update(seconds)
     out = stats.metrics(num_tokens)
     out["optim/grad_norm"] = float(np.mean(grad_norms))
     out["optim/lr"] = scheduler.get_last_lr()[0]
@@ -536,7 +550,7 @@ def _train_loop(cfg: TrainConfig, run_dir: Path, checkpoint: Path | None, sharde
             if total > 0:
                 update_metrics = policy_update(model, ref_model, batch, advantages, sample_weight, cfg,
                                                tokenizer.pad_token_id, optimizer, scheduler,
-                                               max_logprob_diff=probe_limit)
+                                               max_logprob_diff=probe_limit, timing=timing)
             timing["update"] = time.perf_counter() - t0
 
             # 5. sync (grpo.engines.factory.sync_weights): merged LoRA, plain names, one layer at a time over

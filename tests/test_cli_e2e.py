@@ -59,6 +59,9 @@ def test_train_smoke_run_folder_is_well_formed(tiny_model_dir, tmp_path):
                 "completion/truncation_rate", "completion/length_mean", "loss/kl", "loss/entropy",
                 "loss/clip_frac", "optim/grad_norm", "optim/lr", "time/generate", "time/verify", "time/update"]:
         assert all(key in m for m in metrics), key
+    for m in metrics:  # the update's parts (kl_coef > 0: the reference runs too), each within the whole
+        parts = [m[f"time/{k}"] for k in ("reference", "logprobs", "backward", "optimizer")]
+        assert all(t > 0 for t in parts) and sum(parts) <= m["time/update"], m
     assert "eval/pass@1" in metrics[1] and "eval/pass@1" in metrics[2] and "eval/pass@1" not in metrics[0]
     samples = read_jsonl(run / "samples.jsonl")
     assert samples and {"prompt", "completion", "reward", "status", "advantage"} <= samples[0].keys()
