@@ -31,7 +31,7 @@ import torch  # noqa: E402
 
 from grpo.config import LoraConfig, ModelConfig, TrainConfig, load_config  # noqa: E402
 from grpo.logprobs import completion_logprobs, pack  # noqa: E402
-from grpo.models import load_policy, set_threads  # noqa: E402
+from grpo.models import load_policy, setup_cpu  # noqa: E402
 from grpo.trainer import prepare_task  # noqa: E402
 
 
@@ -49,7 +49,7 @@ def main() -> None:
     p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     p.add_argument("--lora", action="store_true")
     args = p.parse_args()
-    set_threads(args.threads)
+    setup_cpu(args.threads)
 
     cfg = load_config(TrainConfig, None, [f"model.path={args.model}", f"task={args.task}"])
     task, _, _, train_rows, _ = prepare_task(cfg)

@@ -54,12 +54,12 @@ def main() -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from grpo.engines.hf import HFEngine
-    from grpo.models import quiet_transformers, resolve_model_path, set_threads
+    from grpo.models import quiet_transformers, resolve_model_path, setup_cpu
     from grpo.engines.base import SamplingParams
     from tasks import get_task
 
     quiet_transformers()
-    set_threads(args.threads)
+    setup_cpu(args.threads)
     args.model = resolve_model_path(args.model)
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     task = get_task(args.task)

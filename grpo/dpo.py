@@ -33,7 +33,7 @@ from tqdm import tqdm
 from grpo.checkpoint import rng_state, save_checkpoint
 from grpo.config import DPOConfig, dump_yaml
 from grpo.logprobs import completion_logprobs, pack
-from grpo.models import load_policy, set_threads
+from grpo.models import load_policy, setup_cpu
 from grpo.optim import make_optimizer
 from grpo.pair_data import BatchOrder, PairData, TokenPair, chunks, load_pair_data, refuse_existing_run
 from grpo.rlhf_losses import dpo_loss
@@ -113,7 +113,7 @@ def train_dpo(cfg: DPOConfig, show_progress: bool = True) -> Path:
 
     Everything that can be wrong with the input is checked before the first file is written.
     """
-    set_threads(cfg.threads)
+    setup_cpu(cfg.threads)
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     run_dir = Path(cfg.output_dir)

@@ -8,6 +8,7 @@ from typing import Sequence
 
 import torch
 
+from grpo import distributed
 from grpo.losses import entropy_from_logits, token_logprobs
 
 
@@ -223,5 +224,7 @@ def _can_share_prompts(model) -> bool:
 
 
 def _one_process() -> bool:
-    """Not under torch.distributed: DDP and FSDP expect one forward per backward, the same on every rank."""
-    return not (torch.distributed.is_available() and torch.distributed.is_initialized())
+    """A run of one process: several ranks wrap the policy in DDP or FSDP, which expect one forward per
+    backward, the same on every rank. A process group of one (vLLM's in-process engine starts one) is
+    still one process."""
+    return not distributed.current().is_distributed

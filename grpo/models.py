@@ -3,7 +3,10 @@ in a dtype; the reference policy; the CPU's bfloat16 support; peak memory."""
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
+import os
+import platform
 import resource
 import sys
 from pathlib import Path
@@ -176,6 +179,32 @@ def peak_memory_metrics() -> dict[str, float]:
     return out
 
 
-def set_threads(threads: int) -> None:
+def setup_cpu(threads: int) -> None:
+    """Before a command computes: torch's threads (``threads`` > 0; 0 keeps torch's default) and the
+    host allocator's policy (``keep_freed_memory``)."""
     if threads > 0:
         torch.set_num_threads(threads)
+    keep_freed_memory()
+
+
+# glibc's mallopt parameters
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+
+
+def keep_freed_memory() -> bool:
+    """Keep the memory torch frees in this process for its next tensors (glibc), instead of returning it.
+
+    glibc serves every block over 32 MB with a fresh ``mmap`` and unmaps it when freed, so each pass's
+    activations and logits (hundreds of MB for a real model) are page-faulted and zeroed by the kernel
+    again at every micro-batch: measured on 2 cores, a third of a SmolLM2-135M log-prob pass went there
+    (bench/RESULTS.md). With ``mmap`` off and no trimming, freed blocks are reused; the resident size
+    then stays at its peak, which is what a training step reaches anyway. ``RLVR_SYSTEM_MALLOC=1`` (or a
+    libc other than glibc) leaves the allocator as it is. Returns whether the policy was applied.
+    """
+    if os.environ.get("RLVR_SYSTEM_MALLOC", "") not in ("", "0") or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    return bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))

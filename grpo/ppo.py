@@ -36,7 +36,7 @@ from grpo.critic import FolderInfo, check_compatible, inspect_folder, load_criti
 from grpo.engines.base import Completions, RolloutEngine, SamplingParams
 from grpo.engines.factory import build_engine
 from grpo.losses import kl_k3
-from grpo.models import load_policy, set_threads
+from grpo.models import load_policy, setup_cpu
 from grpo.monitor import RewardHackingMonitor, offer_best_gold, prune_checkpoints, read_best_gold, sqrt_kl
 from grpo.optim import make_optimizer
 from grpo.plots import write_plots, write_ppo_plots
@@ -187,7 +187,7 @@ def train_ppo(cfg: PPOConfig, resume: bool = False, show_progress: bool = True) 
     optimizer step, the newest checkpoint intact), when the reward-hacking monitor stops the run
     (``monitor.action: stop``; exit code 5; a checkpoint of that step is saved), or on SIGINT / SIGTERM.
     """
-    set_threads(cfg.threads)
+    setup_cpu(cfg.threads)
     run_dir = Path(cfg.output_dir)
     checkpoint = latest_checkpoint(run_dir) if resume else None
     if resume and checkpoint is None:

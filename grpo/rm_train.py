@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from grpo.checkpoint import rng_state, save_checkpoint
 from grpo.config import RewardModelConfig, dump_yaml
-from grpo.models import set_threads
+from grpo.models import setup_cpu
 from grpo.optim import make_optimizer
 from grpo.pair_data import BatchOrder, PairData, TokenPair, chunks, load_pair_data, refuse_existing_run
 from grpo.reward_model import RewardStats, TokenizerWithRewardStats, init_reward_model, score_sequences, \
@@ -63,7 +63,7 @@ def train_reward_model(cfg: RewardModelConfig, show_progress: bool = True) -> Pa
     Everything that can be wrong with the input (the run folder, the model, the pair files)
     is checked before the first file is written.
     """
-    set_threads(cfg.threads)
+    setup_cpu(cfg.threads)
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)  # the fresh score head's initialisation
     run_dir = Path(cfg.output_dir)

@@ -23,7 +23,7 @@ from grpo import distributed
 from grpo.checkpoint import rng_state, save_checkpoint, save_sharded_checkpoint
 from grpo.config import ConfigError, SFTConfig, dump_yaml
 from grpo.logprobs import completion_logprobs, pack
-from grpo.models import load_policy, set_threads
+from grpo.models import load_policy, setup_cpu
 from grpo.optim import make_optimizer
 from grpo.runfolder import RunLock
 from grpo.runlog import RunLog
@@ -52,7 +52,7 @@ def demonstrations(task_name: str, tokenizer, max_length: int) -> list[tuple[lis
 
 def train_sft(cfg: SFTConfig, show_progress: bool = True) -> Path:
     """Run SFT; returns the folder of the final checkpoint (a Hugging Face model folder)."""
-    set_threads(cfg.threads)
+    setup_cpu(cfg.threads)
     distributed.check_divides(cfg.batch_size, "batch_size", distributed.planned_world_size())
     info = distributed.init_distributed(cfg.dist.timeout_s, cfg.dist.bind_cores, cfg.threads)
     cfg = dataclasses.replace(cfg, world_size=info.world_size)

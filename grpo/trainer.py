@@ -43,7 +43,7 @@ from grpo.engines.factory import build_engine, sync_weights
 from grpo.eval import evaluate, write_reports
 from grpo.logprobs import completion_logprobs, pack
 from grpo.losses import policy_loss, truncated_importance_weights
-from grpo.models import load_policy, peak_memory_metrics, reference_policy, set_threads
+from grpo.models import load_policy, peak_memory_metrics, reference_policy, setup_cpu
 from grpo.optim import make_optimizer
 from grpo.plots import write_plots
 from grpo.rewards import build_verifier, shape_verdicts
@@ -370,7 +370,7 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
     SIGINT / SIGTERM, or when the verifier could judge nothing for several steps; under torchrun
     also when another rank died or stopped answering (exit 4, every rank).
     """
-    set_threads(cfg.threads)
+    setup_cpu(cfg.threads)
     # several processes: bad launches stop before the process group is even joined
     distributed.check_divides(cfg.algo.prompts_per_step, "algo.prompts_per_step", distributed.planned_world_size())
     info = distributed.init_distributed(cfg.dist.timeout_s, cfg.dist.bind_cores, cfg.threads)

@@ -147,3 +147,24 @@ def test_a_grpo_step_learns_the_same_with_and_without_sharing(tiny_model_dir, tm
         diff += (weights[True][name] - weights[False][name]).abs().sum().item()
         moved += (weights[True][name] - p0).abs().sum().item()
     assert moved > 0 and diff <= 1e-3 * moved, (diff, moved)
+
+
+def test_sharing_and_trimming_stay_on_beside_a_process_group_of_one():
+    """vLLM's in-process engine starts a torch.distributed group of one; that is still one process, so the
+    log-prob passes keep sharing prompts and trimming padding (they were silently off with vLLM before)."""
+    import socket
+
+    import torch.distributed as dist
+
+    assert not dist.is_initialized()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    try:
+        model, batch = _model("llama"), _batch()
+        calls = Forwards(model)
+        completion_logprobs(model, batch)
+        assert calls.count == 2  # the prompts' pass and the continuation: shared
+    finally:
+        dist.destroy_process_group()

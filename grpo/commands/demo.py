@@ -23,7 +23,7 @@ from grpo.config import ConfigError, ModelConfig, RolloutConfig, SFTConfig, Trai
 from grpo.engines.base import SamplingParams
 from grpo.engines.factory import build_engine
 from grpo.eval import EvalResult, evaluate
-from grpo.models import load_policy, load_tokenizer, quiet_transformers, set_threads
+from grpo.models import load_policy, load_tokenizer, quiet_transformers, setup_cpu
 from grpo.sft import train_sft
 from grpo.tiny_model import build_tiny_policy_for_task
 from grpo.trainer import train
@@ -41,7 +41,7 @@ def config_path(name: str) -> Path:
 def evaluate_model(model_dir: str | Path, task_name: str, problems: int, max_new_tokens: int, seed: int = 1234,
                    threads: int = 0) -> EvalResult:
     """pass@1 / pass@8 of a saved model on the first ``problems`` held-out problems."""
-    set_threads(threads)
+    setup_cpu(threads)
     torch.manual_seed(seed)
     model_cfg = ModelConfig(path=str(model_dir))
     tokenizer = load_tokenizer(model_cfg)
@@ -129,7 +129,7 @@ def run_demo(output_dir: str | Path = "runs/demo", grpo_overrides: Sequence[str]
         raise ConfigError(f"the demo compares pass@1 and pass@8 of 8 samples before and after GRPO; keep eval.n = "
                           f"{EVAL_N} and eval.ks = {list(EVAL_KS)}")
     start_demo_folder(out)
-    set_threads(grpo_cfg.threads)
+    setup_cpu(grpo_cfg.threads)
     timings = {}
 
     def stage(title: str) -> None:

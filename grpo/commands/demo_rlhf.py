@@ -30,7 +30,7 @@ from grpo.config import (ConfigError, DPOConfig, PairsConfig, PPOConfig, RewardM
                          load_config)
 from grpo.engines.base import SamplingParams
 from grpo.eval import EvalResult
-from grpo.models import quiet_transformers, set_threads
+from grpo.models import quiet_transformers, setup_cpu
 from grpo.runlog import read_jsonl
 
 STAGES = ("sft", "pairs", "rm", "ppo", "grpo", "dpo")
@@ -135,7 +135,7 @@ def run_rlhf_demo(output_dir: str | Path = "runs/demo-rlhf", seed: int | None = 
     seed = 0 if seed is None else seed
     cfgs = load_stage_configs(out, seed, heldout, overrides)
     start_demo_folder(out)
-    set_threads(cfgs.grpo.threads)
+    setup_cpu(cfgs.grpo.threads)
     max_tokens = cfgs.grpo.eval.max_new_tokens
     timings: dict[str, float] = {}
 

@@ -149,11 +149,11 @@ def run_eval(model: str, task_name: str, *, n: int = DEFAULT_N, ks: str | None =
 
     from grpo.engines.factory import build_engine, engine_name
     from grpo.eval import evaluate, summary_dict, write_reports
-    from grpo.models import load_tokenizer, quiet_transformers, resolve_model_path, set_threads
+    from grpo.models import load_tokenizer, quiet_transformers, resolve_model_path, setup_cpu
 
     sampling = sampling or dataclasses.replace(EVAL_SAMPLING, stop=task.stop)
     quiet_transformers()
-    set_threads(threads)
+    setup_cpu(threads)
     model_path = resolve_model_path(model)
     out_dir = Path(output) if output else default_output_dir(model, model_path, task.name, split)
     print(f"rlvr eval: {task.name} ({split}), {len(rows)} problems x {n} samples; model {model_path}", file=log)

@@ -129,7 +129,7 @@ def generate_pairs(cfg: PairsConfig, show_progress: bool = True) -> dict[str, An
     Input is checked before sampling starts, and an existing output file is never replaced.
     """
     from grpo.engines.factory import build_engine
-    from grpo.models import load_tokenizer, quiet_transformers, set_threads
+    from grpo.models import load_tokenizer, quiet_transformers, setup_cpu
     from tasks import get_task
     from verifiers import get_verifier
 
@@ -150,7 +150,7 @@ def generate_pairs(cfg: PairsConfig, show_progress: bool = True) -> dict[str, An
         raise ConfigError(f"verifier: {exc}") from exc
 
     quiet_transformers()
-    set_threads(cfg.threads)
+    setup_cpu(cfg.threads)
     tokenizer = load_tokenizer(cfg.model)
     engine = build_engine(cfg.rollout, cfg.model, tokenizer, seed=cfg.seed)
     summary: dict[str, Any] = {"task": task.name, "model": cfg.model.path, "verifier": verifier.name,
