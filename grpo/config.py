@@ -134,12 +134,15 @@ class OptimConfig:
     schedule: Literal["constant", "linear", "cosine"] = "constant"  # decay after warmup
     max_grad_norm: float = 1.0  # gradient clipping by global norm (0 = off)
     micro_batch_size: int = 64  # sequences per forward/backward; gradients accumulate to the full batch
+    micro_batch_memory_gb: float = 1.0  # GRPO: also cut micro-batches so their estimated activations stay under this (0 = rows only)
 
     def __post_init__(self) -> None:
         _check(self.lr > 0, "lr", self.lr, "must be > 0, e.g. 1e-6 for a 1B model")
         _check(self.warmup_steps >= 0, "warmup_steps", self.warmup_steps, "must be >= 0")
         _check(self.max_grad_norm >= 0, "max_grad_norm", self.max_grad_norm, "must be >= 0 (0 = no clipping)")
         _check(self.micro_batch_size >= 1, "micro_batch_size", self.micro_batch_size, "must be >= 1")
+        _check(self.micro_batch_memory_gb >= 0, "micro_batch_memory_gb", self.micro_batch_memory_gb,
+               "must be >= 0 (0 = micro-batches cut by micro_batch_size alone)")
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from grpo.engines.factory import build_engine, sync_weights
 from grpo.eval import evaluate, write_reports
 from grpo.logprobs import completion_logprobs, pack
 from grpo.losses import policy_loss, truncated_importance_weights
+from grpo.microbatch import activation_bytes_per_position, plan_micro_batches
 from grpo.models import load_policy, peak_memory_metrics, reference_policy, setup_cpu
 from grpo.optim import make_optimizer
 from grpo.plots import write_plots
@@ -221,8 +222,8 @@ def policy_update(model: torch.nn.Module, ref_model: torch.nn.Module | None, bat
     sampler_logprobs = torch.zeros(mask.shape)  # (B, T) the rollout engine's log-probs of the sampled tokens
     for i, lp in enumerate(batch.sampler_logprobs):
         sampler_logprobs[i, : len(lp)] = torch.tensor(lp)
-    size = cfg.optim.micro_batch_size
-    micro_batches = [list(range(s, min(B, s + size))) for s in range(0, B, size)]
+    micro_batches = plan_micro_batches(batch.prompt_ids, batch.completion_ids, cfg.optim.micro_batch_size,
+                                       _position_budget(model, cfg))
     micro_batches += [[]] * (int(distributed.max_over_ranks([len(micro_batches)])[0]) - len(micro_batches))
     micro_packs = [pack([batch.prompt_ids[i] for i in idx], [batch.completion_ids[i] for i in idx], pad_id).to(device)
                    if idx else pack([[pad_id]], [[pad_id]], pad_id).to(device)  # an empty micro-batch: mask 0
@@ -292,6 +293,14 @@ def policy_update(model: torch.nn.Module, ref_model: torch.nn.Module | None, bat
     out["optim/grad_norm"] = float(np.mean(grad_norms))
     out["optim/lr"] = scheduler.get_last_lr()[0]
     return out
+
+
+def _position_budget(model: torch.nn.Module, cfg: TrainConfig) -> float | None:
+    """Positions per micro-batch that ``optim.micro_batch_memory_gb`` allows (None: no budget)."""
+    if cfg.optim.micro_batch_memory_gb <= 0:
+        return None
+    per_position = activation_bytes_per_position(distributed.unwrap(model), cfg.model.gradient_checkpointing)
+    return None if per_position is None else cfg.optim.micro_batch_memory_gb * 2**30 / per_position
 
 
 def check_logprob_agreement(logprob_diff: float, limit: float) -> None:
