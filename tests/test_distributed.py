@@ -305,7 +305,9 @@ def test_prompts_the_ranks_cannot_share_stop_every_rank(tiny_model_dir, tmp_path
     proc = rlvr("train", "--set", f"model.path={tiny_model_dir}", *TINY, "--set", "algo.prompts_per_step=3",
                 "--output-dir", str(tmp_path / "run"), launcher=TORCHRUN, check=False)
     assert proc.returncode != 0
-    assert proc.stderr.count("'algo.prompts_per_step' = 3 is not a multiple of the 2 processes") == 2  # every rank
+    # each rank refuses on its own; torchrun then stops whichever has not printed yet (under load one rank
+    # can be stopped before it prints), so at least one message, and the run ends instead of hanging
+    assert proc.stderr.count("'algo.prompts_per_step' = 3 is not a multiple of the 2 processes") >= 1
     assert not (tmp_path / "run").exists()
 
 
