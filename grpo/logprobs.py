@@ -75,10 +75,11 @@ def completion_logprobs(model: torch.nn.Module, batch: PackedBatch, temperature:
     base = 1 if shared is not None else batch.input_ids.shape[1] - width_c  # per-row positions besides the completion
     buckets = (length_buckets(lengths, base) if trim_padding and _one_process()
                else [(list(range(len(lengths))), width_c)])
+    whole = len(buckets) == 1 and buckets[0][1] == width_c  # the batch as packed: no indexing, no reordering
     prefix = _prompt_prefix(model, batch, shared[0]) if shared is not None else None
     parts: list[tuple[torch.Tensor, torch.Tensor | None]] = []
     for rows, width in buckets:
-        index = None if len(buckets) == 1 and width == width_c else torch.tensor(rows, device=batch.input_ids.device)
+        index = None if whole else torch.tensor(rows, device=batch.input_ids.device)
         if prefix is not None:
             logits = _continue_from_prefix(model, batch, prefix, shared[1], index, width)
         else:
@@ -91,7 +92,7 @@ def completion_logprobs(model: torch.nn.Module, batch: PackedBatch, temperature:
             with torch.no_grad():
                 entropy = entropy_from_logits(logits, temperature)
         parts.append((logprobs, entropy))
-    if len(parts) == 1 and buckets[0][1] == width_c:
+    if whole:
         return parts[0]
     order = torch.tensor([r for rows, _ in buckets for r in rows], device=batch.input_ids.device)
     restore = torch.argsort(order)

@@ -33,8 +33,7 @@ SAFE_ON_RESUME: tuple[str, ...] = (
     "eval.every", "eval.problems", "eval.n", "eval.ks", "eval.bootstrap",
     "rollout.batch_size", "rollout.sync_timeout_s", "rollout.cpu_kv_cache_gb", "rollout.gpu_memory_utilization",
     "rollout.vllm_server_url", "rollout.engine", "rollout.vllm_mode", "rollout.vllm_sleep_level",
-    "optim.micro_batch_size",
-    "optim.micro_batch_memory_gb",  # gradient accumulation is exact: the update does not change
+    "optim.micro_batch_size", "optim.micro_batch_memory_gb",  # gradient accumulation is exact: the update does not change
     "model.share_prompts",  # exact too: the same log-probs, another order of computation
 )
 
