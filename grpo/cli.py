@@ -154,17 +154,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-DISTRIBUTED_COMMANDS = ("train", "sft")  # the commands that run as one job over torchrun's ranks
+DISTRIBUTED_COMMANDS = ("train", "sft", "rm")  # the commands that run as one job over torchrun's ranks
 
 
 def refuse_unsupported_torchrun(command: str, environ: Mapping[str, str] = os.environ) -> None:
-    """Under torchrun (WORLD_SIZE > 1) only train and sft share the work; any other command would run N
+    """Under torchrun (WORLD_SIZE > 1) only the ``DISTRIBUTED_COMMANDS`` share the work; any other command would run N
     independent copies writing the same files, so it stops on every rank before anything is written."""
     world = environ.get("WORLD_SIZE", "1")
     if command not in DISTRIBUTED_COMMANDS and world.isdigit() and int(world) > 1:
         raise ConfigError(f"rlvr {command} runs in one process; under torchrun (WORLD_SIZE={world}) each rank "
                           f"would repeat the whole job into the same folder. Run it without torchrun "
-                          f"(several processes: {' and '.join(DISTRIBUTED_COMMANDS)} only)")
+                          f"(several processes: {', '.join(DISTRIBUTED_COMMANDS)} only)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -377,9 +377,12 @@ class RewardModelConfig:
     seed: int = 0  # data order, held-out split and the score head's initialisation
     output_dir: str = "runs/rm"  # the run folder
     threads: int = 0  # torch CPU threads (0 = leave torch's default)
+    dist: DistConfig = field(default_factory=DistConfig)  # several processes (torchrun): sharding, deadline, cores
+    world_size: int = 1  # processes of the run: recorded from torchrun's WORLD_SIZE, not a setting
 
     def __post_init__(self) -> None:
         _check(self.steps >= 1, "steps", self.steps, "must be >= 1")
+        _check(self.world_size >= 1, "world_size", self.world_size, "must be >= 1 (it is set from WORLD_SIZE)")
         _check(self.batch_size >= 1, "batch_size", self.batch_size, "must be >= 1")
         _check(self.center_coef >= 0, "center_coef", self.center_coef, "must be >= 0 (0 = off; e.g. 0.01)")
         _check(self.eval_every >= 0, "eval_every", self.eval_every, "must be >= 0 (0 = only at the end)")

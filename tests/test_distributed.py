@@ -323,6 +323,41 @@ def test_sft_on_two_ranks_equals_one_process(tiny_model_dir, tmp_path):
     assert [m["dist/world_size"] for m in two] == [2, 2]
 
 
+@pytest.mark.slow
+def test_reward_model_on_two_ranks_equals_one_process(tiny_model_dir, tmp_path):
+    """rlvr rm: each rank scores its share of every batch of pairs (FSDP2), and the shared-out scoring
+    (held-out accuracy, the reward statistics PPO normalizes with, the report) gives one process's figures."""
+    from grpo.pairs import write_pairs
+    from pair_support import boxed_pairs
+
+    train = write_pairs(tmp_path / "train.jsonl", boxed_pairs("train", 24, 0))
+    heldout = write_pairs(tmp_path / "heldout.jsonl", boxed_pairs("test", 7, 1))  # 7: unequal shares to score
+    args = ["--set", f"model.path={tiny_model_dir}", "--set", f"data.train={train}", "--set", f"data.heldout={heldout}",
+            "--set", "steps=2", "--set", "batch_size=4", "--set", "optim.micro_batch_size=1", "--set", "optim.lr=1e-3",
+            "--set", "optim.warmup_steps=0", "--set", "eval_every=1", "--no-progress"]
+    rlvr("rm", *args, "--output-dir", str(tmp_path / "one"))
+    rlvr("rm", *args, "--output-dir", str(tmp_path / "two"), launcher=TORCHRUN)
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert_same_weights(weights(one, 2), weights(two, 2), atol=1e-6)
+    m1, m2 = read_jsonl(one / "metrics.jsonl"), read_jsonl(two / "metrics.jsonl")
+    for a, b in zip(m1, m2):
+        assert learned(a).keys() == learned(b).keys()
+        for key in learned(a):
+            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6), key
+    assert [m["dist/world_size"] for m in m2] == [2, 2]
+    stats = [json.loads((run / "checkpoints" / "step-2" / "reward_stats.json").read_text()) for run in (one, two)]
+    assert stats[0]["n"] == stats[1]["n"] == 48
+    assert stats[0]["mean"] == pytest.approx(stats[1]["mean"], abs=1e-5)
+    assert stats[0]["std"] == pytest.approx(stats[1]["std"], abs=1e-5)
+    reports = [json.loads((run / "eval" / "report.json").read_text()) for run in (one, two)]
+    assert reports[1]["heldout"]["pairs"] == 7
+    assert reports[0]["heldout"]["accuracy"] == reports[1]["heldout"]["accuracy"]
+    assert "world_size: 2" in (two / "config.yaml").read_text()
+    from transformers import AutoModelForSequenceClassification
+
+    AutoModelForSequenceClassification.from_pretrained(two / "checkpoints" / "step-2")
+
+
 def test_commands_that_run_in_one_process_refuse_torchrun(tmp_path, monkeypatch, capsys):
     from grpo.cli import main, refuse_unsupported_torchrun
 
@@ -333,5 +368,5 @@ def test_commands_that_run_in_one_process_refuse_torchrun(tmp_path, monkeypatch,
     out = tmp_path / "ppo"
     assert main(["ppo", "--output-dir", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "rlvr ppo runs in one process" in err and "WORLD_SIZE=2" in err and "train and sft" in err
+    assert "rlvr ppo runs in one process" in err and "WORLD_SIZE=2" in err and "train, sft, rm" in err
     assert not out.exists()

@@ -18,7 +18,7 @@ def resident_mb():
 
 setup_cpu(1)
 before = resident_mb()
-for _ in range(3):
+for _ in range(6):
     t = torch.ones(64 * 2**20)  # 256 MB, written so it is resident
     del t
 after = resident_mb()
@@ -36,5 +36,7 @@ def _kept_mb(env_extra: dict[str, str]) -> int:
 @pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc's mallopt")
 def test_freed_tensors_stay_in_the_process_for_reuse():
     kept = _kept_mb({"RLVR_SYSTEM_MALLOC": ""})
-    assert 200 <= kept <= 400, kept  # one 256 MB block, reused by the next two tensors (not three of them)
+    # the freed block stays resident and is reused: one block, or two where glibc's heap layout puts the next
+    # request beside the first (seen on CI), never one per tensor (six of them: 1.5 GB)
+    assert 200 <= kept <= 600, kept
     assert _kept_mb({"RLVR_SYSTEM_MALLOC": "1"}) < 50  # glibc's own policy: unmapped when freed
