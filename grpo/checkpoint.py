@@ -99,26 +99,35 @@ SHARDED_FORMAT = {"format": "rlvr-dcp", "version": 1}
 
 
 def save_sharded_checkpoint(run_dir: str | Path, step: int, model, optimizer, tokenizer,
-                            trainer_state: dict[str, Any], keep: int = 2, sharding: str = "fsdp") -> Path | None:
+                            trainer_state: dict[str, Any], keep: int = 2, sharding: str = "fsdp",
+                            parts: dict[str, tuple[Any, Any]] | None = None) -> Path | None:
     """A checkpoint of a run of several processes; every rank calls it (collectives inside).
 
     The same atomic folder as ``save_checkpoint``, plus the sharded state: each rank writes its
     shards of the model and the optimizer into ``step-N/sharded/`` with ``torch.distributed.checkpoint``
     (a resume reshards them to any number of processes), and rank 0 writes the consolidated Hugging
     Face model folder, the trainer state (optimizer excluded: it is in the shards) and
-    ``sharded.json``. ``COMPLETE`` is written and the folder renamed only after every rank's shards
-    are on disk. The run folder must be on a filesystem every node sees. Returns the folder (rank 0).
+    ``sharded.json``. ``parts`` ({sub-folder: (model, optimizer)}, e.g. PPO's critic) are saved the
+    same way inside ``step-N/<sub-folder>/``. ``COMPLETE`` is written and the folder renamed only
+    after every rank's shards are on disk. The run folder must be on a filesystem every node sees.
+    Returns the folder (rank 0).
     """
     from grpo import distributed as dist
 
     info = dist.current()
+    parts = parts or {}
     tmp = Path(dist.broadcast_object(str(_begin(run_dir, step, os.getpid())) if info.is_main else None,
                                      "agreeing on the checkpoint folder"))
     dist.save_sharded_state(tmp / SHARDED_DIR, model, optimizer)
+    for name, (part, part_optimizer) in parts.items():
+        dist.save_sharded_state(tmp / name / SHARDED_DIR, part, part_optimizer)
     full = dist.full_model_state(model)  # rank 0: the consolidated weights; collective under FSDP
+    part_states = {name: dist.full_model_state(part) for name, (part, _) in parts.items()}
     final = None
     if info.is_main:
         dist.unwrap(model).save_pretrained(tmp, state_dict=full)
+        for name, (part, _) in parts.items():
+            dist.unwrap(part).save_pretrained(tmp / name, state_dict=part_states.pop(name))
         tokenizer.save_pretrained(tmp)
         meta = {**SHARDED_FORMAT, "step": step, "world_size": info.world_size, "sharding": sharding,
                 "torch": torch.__version__}
@@ -129,10 +138,11 @@ def save_sharded_checkpoint(run_dir: str | Path, step: int, model, optimizer, to
     return final
 
 
-def sharded_state_of(checkpoint: str | Path) -> Path | None:
+def sharded_state_of(checkpoint: str | Path, parts: tuple[str, ...] = ()) -> Path | None:
     """The sharded-state folder of a checkpoint written by several processes, checked; None for a
     one-process checkpoint. A checkpoint of another format version, or whose parts disagree on the
-    step or miss a shard file, is refused (``ConfigError``) before anything loads it."""
+    step or miss a shard file (also in the ``parts`` sub-folders that ``save_sharded_checkpoint``
+    wrote), is refused (``ConfigError``) before anything loads it."""
     from grpo.errors import ConfigError
 
     folder = Path(checkpoint)
@@ -156,11 +166,16 @@ def sharded_state_of(checkpoint: str | Path) -> Path | None:
                           f"{', '.join(f'{v} in {k}' for k, v in steps.items())}; resume from another checkpoint")
     from grpo.distributed import missing_shard_files
 
-    missing = missing_shard_files(folder / SHARDED_DIR)
-    if missing:
-        raise ConfigError(f"checkpoint {folder} is missing {len(missing)} shard file(s) its metadata names (e.g. "
-                          f"{SHARDED_DIR}/{missing[0]}; written by {meta.get('world_size')} processes): it was copied "
-                          "or deleted in part; resume from another checkpoint")
+    for sub in ("", *(f"{part}/" for part in parts)):
+        if not (folder / sub / SHARDED_DIR / ".metadata").is_file():
+            raise ConfigError(f"checkpoint {folder} has no {sub}{SHARDED_DIR}/.metadata (written by "
+                              f"{meta.get('world_size')} processes): it was copied or deleted in part; resume from "
+                              "another checkpoint")
+        missing = missing_shard_files(folder / sub / SHARDED_DIR)
+        if missing:
+            raise ConfigError(f"checkpoint {folder} is missing {len(missing)} shard file(s) its metadata names (e.g. "
+                              f"{sub}{SHARDED_DIR}/{missing[0]}; written by {meta.get('world_size')} processes): it was "
+                              "copied or deleted in part; resume from another checkpoint")
     return folder / SHARDED_DIR
 
 

@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-DISTRIBUTED_COMMANDS = ("train", "sft", "rm")  # the commands that run as one job over torchrun's ranks
+DISTRIBUTED_COMMANDS = ("train", "sft", "rm", "ppo")  # the commands that run as one job over torchrun's ranks
 
 
 def refuse_unsupported_torchrun(command: str, environ: Mapping[str, str] = os.environ) -> None:

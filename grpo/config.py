@@ -549,9 +549,12 @@ class PPOConfig:
     log_samples: int = 4  # completions per step written to samples.jsonl
     threads: int = 0  # torch CPU threads (0 = leave torch's default)
     report_to: tuple[Literal["tensorboard", "wandb"], ...] = ("tensorboard",)  # trackers besides metrics.jsonl; wandb: offline without WANDB_API_KEY
+    dist: DistConfig = field(default_factory=DistConfig)  # several processes (torchrun): sharding, deadline, cores
+    world_size: int = 1  # processes of the run: recorded from torchrun's WORLD_SIZE, not a setting
 
     def __post_init__(self) -> None:
         _check(self.steps >= 1, "steps", self.steps, "must be >= 1")
+        _check(self.world_size >= 1, "world_size", self.world_size, "must be >= 1 (it is set from WORLD_SIZE)")
         if "wandb" in self.report_to and importlib.util.find_spec("wandb") is None:
             raise ConfigError("config field 'report_to' names wandb, which is not installed: "
                               "pip install 'rlvr[wandb]' (or leave wandb out of report_to)")

@@ -160,3 +160,29 @@ def critic_values(critic, batch: PackedBatch) -> tuple[torch.Tensor, torch.Tenso
 def model_vocab_size(model: Any) -> int:
     """Rows of the model's input embedding: the token ids it can read."""
     return int(model.get_input_embeddings().weight.shape[0])
+
+
+class ValueModel(torch.nn.Module):
+    """The critic with :func:`critic_values` as its ``forward``: ``values, final = value_model(batch)``.
+
+    ``critic_values`` runs the backbone and the head one after the other; DDP and FSDP2 act only on
+    a module's own ``forward`` (DDP readies its gradient sync there; FSDP2's root unit gathers the
+    embeddings, final norm and head there), so PPO trains this module, and a run of several
+    processes wraps it like the policy. ``save_pretrained`` writes the critic's own folder.
+    """
+
+    def __init__(self, critic: torch.nn.Module):
+        super().__init__()
+        self.critic = critic
+        self._no_split_modules = getattr(critic, "_no_split_modules", None)  # the blocks FSDP2 shards one by one
+
+    def forward(self, batch: PackedBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        values, final = critic_values(self.critic, batch)
+        return values.clone(), final  # not a view: FSDP2 hooks the output for backward, which a view can lose
+
+    def save_pretrained(self, folder: str | Path, state_dict: dict[str, torch.Tensor] | None = None,
+                        **kwargs: Any) -> None:
+        """The critic's Hugging Face folder; ``state_dict`` (consolidated weights) under this module's names."""
+        if state_dict is not None:
+            state_dict = {k.removeprefix("critic."): v for k, v in state_dict.items()}
+        self.critic.save_pretrained(folder, state_dict=state_dict, **kwargs)

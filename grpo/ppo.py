@@ -13,12 +13,20 @@ From the GRPO loop (``grpo/trainer.py``) this reuses the rollout engines and the
 log-prob probe, sampling and verifying, the prompt stream, held-out evaluation, step metrics and
 sample rows; from the rest of the package the run folder, checkpoints, logs and plots. New here:
 the critic (``grpo/critic.py``), GAE and the KL controller (``grpo/rlhf_losses.py``), the monitor.
+
+Under ``torchrun`` each rank samples its share of the step's prompts (seeded per prompt), scores
+and views it, and every rank then holds the whole batch (``ppo_step.gather_rollout``); policy,
+reference and critic are sharded (FSDP2) or replicated (DDP) like GRPO's policy, the frozen reward
+model is replicated, and the update sums each rank's gradients of its own samples: a 2-rank run
+takes one process's steps. Rank 0 writes the run folder; checkpoints are sharded (policy and
+critic, with their optimizers) besides the consolidated folders, and resume on any number of ranks.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import random
 import sys
 import time
@@ -27,28 +35,31 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 import torch
+import yaml
 from tqdm import tqdm
 
-from grpo.checkpoint import latest_checkpoint, load_trainer_state, rng_state, save_checkpoint, set_rng_state
+from grpo import distributed
+from grpo.checkpoint import (SHARDED_DIR, latest_checkpoint, load_trainer_state, rng_state, save_checkpoint,
+                             save_sharded_checkpoint, set_rng_state, sharded_state_of)
 from grpo.config import ConfigError, PPOConfig, dump_yaml, to_dict
 from grpo.console import Console
-from grpo.critic import FolderInfo, check_compatible, inspect_folder, load_critic, model_vocab_size
+from grpo.critic import FolderInfo, ValueModel, check_compatible, inspect_folder, load_critic, model_vocab_size
 from grpo.engines.base import Completions, RolloutEngine, SamplingParams
-from grpo.engines.factory import build_engine
+from grpo.engines.factory import build_engine, sync_weights
 from grpo.losses import kl_k3
 from grpo.models import load_policy, setup_cpu
 from grpo.monitor import RewardHackingMonitor, offer_best_gold, prune_checkpoints, read_best_gold, sqrt_kl
 from grpo.optim import make_optimizer
 from grpo.plots import write_plots, write_ppo_plots
-from grpo.ppo_step import (Models, ppo_update, proxy_and_gold, rm_scores, rollout_metrics, rollout_view, score_samples,
-                           stop_if_not_finite)
+from grpo.ppo_step import (Models, gather_rollout, ppo_update, proxy_and_gold, rm_scores, rollout_metrics,
+                           rollout_view, score_samples, stop_if_not_finite)
 from grpo.reward_model import RewardStats, load_reward_model, load_reward_stats
 from grpo.rlhf_losses import (gae, kl_controller_from_state_dict, kl_penalized_rewards, kl_penalty, make_kl_controller,
                               whiten)
 from grpo.runfolder import RunLock, RunStopped, StopSignals, record_resume, resume_changes
 from grpo.runlog import RunLog
-from grpo.trainer import (PromptStream, check_logprob_agreement, evaluate_heldout, prepare_task, sample_and_verify,
-                          sample_rows, step_metrics)
+from grpo.trainer import (PromptStream, check_logprob_agreement, evaluate_heldout, prepare_task, prompt_seed,
+                          sample_and_verify, sample_rows, step_metrics)
 
 CRITIC_DIR = "critic"  # the critic's folder inside a checkpoint (the policy is at the checkpoint's top)
 MONITOR_EXIT_CODE = 5  # the reward-hacking monitor stopped the run
@@ -75,8 +86,9 @@ class RecordingEngine:
         self.engine = engine
         self.calls: list[tuple[list[list[int]], Completions]] = []
 
-    def generate(self, prompt_ids: Sequence[Sequence[int]], n: int, sampling: SamplingParams) -> Completions:
-        out = self.engine.generate(prompt_ids, n, sampling)
+    def generate(self, prompt_ids: Sequence[Sequence[int]], n: int, sampling: SamplingParams,
+                 seeds: Sequence[int] | None = None) -> Completions:
+        out = self.engine.generate(prompt_ids, n, sampling, seeds=seeds)
         self.calls.append(([list(p) for p in prompt_ids], out))
         return out
 
@@ -136,7 +148,7 @@ def load_models(cfg: PPOConfig, policy_cfg, checkpoint: Path | None) -> Models:
     reference, _ = load_policy(cfg.model)
     reference.eval().requires_grad_(False)
     source = f"{critic_path} ({'policy backbone, fresh value head' if fresh else 'backbone and value head loaded'})"
-    return Models(policy=policy.train(), reference=reference, critic=critic, reward_model=reward_model,
+    return Models(policy=policy.train(), reference=reference, critic=ValueModel(critic), reward_model=reward_model,
                   reward_stats=stats, tokenizer=tokenizer, critic_source=source)
 
 
@@ -173,7 +185,8 @@ def ppo_sample_rows(batch, scores, advantages: torch.Tensor, sequence_kl: torch.
 def stopped_message(run_dir: Path, step: int) -> str:
     newest = latest_checkpoint(run_dir)
     where = f"newest checkpoint {newest}" if newest is not None else "no checkpoint yet"
-    again = f"rlvr ppo --config {run_dir}/config.yaml --resume" if newest is not None else "start it again"
+    again = (f"{distributed.world_size_note()} ppo --config {run_dir}/config.yaml --resume" if newest is not None
+             else "start it again")
     return f"rlvr ppo: stopped after step {step}; {where}; continue with: {again}"
 
 
@@ -185,39 +198,79 @@ def train_ppo(cfg: PPOConfig, resume: bool = False, show_progress: bool = True) 
 
     Raises ``RunStopped`` when a loss or the reward is not a number (exit code 4; before the
     optimizer step, the newest checkpoint intact), when the reward-hacking monitor stops the run
-    (``monitor.action: stop``; exit code 5; a checkpoint of that step is saved), or on SIGINT / SIGTERM.
+    (``monitor.action: stop``; exit code 5; a checkpoint of that step is saved), on SIGINT / SIGTERM,
+    and under torchrun when another rank died or stopped answering (exit code 4, every rank).
     """
     setup_cpu(cfg.threads)
+    # several processes: bad launches stop before the process group is even joined
+    distributed.check_divides(cfg.algo.prompts_per_step, "algo.prompts_per_step", distributed.planned_world_size())
+    info = distributed.init_distributed(cfg.dist.timeout_s, cfg.dist.bind_cores, cfg.threads)
+    cfg = dataclasses.replace(cfg, world_size=info.world_size)
     run_dir = Path(cfg.output_dir)
-    checkpoint = latest_checkpoint(run_dir) if resume else None
-    if resume and checkpoint is None:
-        raise ConfigError(f"--resume: {run_dir}/checkpoints holds no complete checkpoint; start without --resume")
-    if not resume and (run_dir / "metrics.jsonl").is_file() and (run_dir / "metrics.jsonl").stat().st_size > 0:
-        raise ConfigError(f"output_dir {str(run_dir)!r} already holds a run; pass --resume to continue it, "
-                          "or choose another --output-dir")
-    changes = resume_changes((run_dir / "config.yaml").read_text(), to_dict(cfg)) if resume else {}
+    lock = RunLock(run_dir)
+    if info.is_main and run_dir.is_dir():  # first of all: another live run may be writing here
+        lock.acquire()
+    try:
+        checkpoint = latest_checkpoint(run_dir) if resume else None
+        if resume and checkpoint is None:
+            raise ConfigError(f"--resume: {run_dir}/checkpoints holds no complete checkpoint; start without --resume")
+        if not resume and (run_dir / "metrics.jsonl").is_file() and (run_dir / "metrics.jsonl").stat().st_size > 0:
+            raise ConfigError(f"output_dir {str(run_dir)!r} already holds a run; pass --resume to continue it, "
+                              "or choose another --output-dir")
+        changes: dict[str, tuple[Any, Any]] = {}
+        if resume:  # how the run is spread over processes may change; what it learns may not
+            saved = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+            launch = distributed.adopt_launch_settings(saved, to_dict(cfg))
+            changes = {**resume_changes(yaml.safe_dump(saved, sort_keys=False), to_dict(cfg)), **launch}
+        sharded = sharded_state_of(checkpoint, parts=(CRITIC_DIR,)) if checkpoint is not None else None
 
-    # task, verifier, models: everything that can fail on bad input, before a file is written
-    task, verifier, eval_verifier, train_rows, heldout = prepare_task(cfg)
-    if (note := verifier.deadline_note()) is not None:
-        print(f"rlvr: warning: {note}", file=sys.stderr)
-    random.seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
-    policy_cfg = cfg.model if checkpoint is None else dataclasses.replace(cfg.model, path=str(checkpoint))
-    models = load_models(cfg, policy_cfg, checkpoint)
+        # task, verifier, models: everything that can fail on bad input, before a file is written
+        task, verifier, eval_verifier, train_rows, heldout = prepare_task(cfg)
+        if (note := verifier.deadline_note()) is not None and info.is_main:
+            print(f"rlvr: warning: {note}", file=sys.stderr)
+        random.seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        policy_cfg = cfg.model if checkpoint is None else dataclasses.replace(cfg.model, path=str(checkpoint))
+        models = load_models(cfg, policy_cfg, checkpoint)
+        if info.is_distributed:  # policy, reference, critic sharded (or replicated) alike; the reward model replicated
+            d = cfg.dist
+            models.policy = distributed.wrap_policy(models.policy, d.sharding, d.mixed_precision, d.cpu_offload)
+            models.reference = distributed.wrap_policy(models.reference, d.sharding, d.mixed_precision,
+                                                       d.cpu_offload, trainable=False)
+            models.critic = distributed.wrap_policy(models.critic, d.sharding, d.mixed_precision, d.cpu_offload)
+            if models.reward_model is not None:
+                models.reward_model.to(info.device)
+        distributed.barrier("starting the run")  # every rank passed the checks before rank 0 writes anything
 
-    with RunLock(run_dir), StopSignals() as stop:
-        (run_dir / "config.yaml").write_text(dump_yaml(cfg))
-        if changes:
-            record_resume(run_dir, int(load_trainer_state(checkpoint)["step"]), changes)
-        return _ppo_loop(cfg, run_dir, checkpoint, task, verifier, eval_verifier, train_rows, heldout, models,
-                         policy_cfg, stop, show_progress)
+        if info.is_main and not lock.held:
+            lock.acquire()
+        with StopSignals() as stop:
+            if info.is_main:
+                (run_dir / "config.yaml").write_text(dump_yaml(cfg))
+                if changes:
+                    record_resume(run_dir, int(load_trainer_state(checkpoint)["step"]), changes)
+            try:
+                run = _ppo_loop(cfg, run_dir, checkpoint, sharded, task, verifier, eval_verifier, train_rows, heldout,
+                                models, policy_cfg, stop, show_progress)
+            except Exception as exc:  # a rank died or hangs: every rank stops, saying so (not a traceback)
+                lost = distributed.as_peer_lost(exc)
+                if lost is None:
+                    raise
+                newest = latest_checkpoint(run_dir)
+                again = (f"; continue with: {distributed.world_size_note()} ppo --config {run_dir}/config.yaml "
+                         f"--resume (newest checkpoint {newest})" if newest is not None else "; start it again")
+                raise RunStopped(f"rlvr ppo: error: {lost}{again}", 4) from None
+            distributed.shutdown()
+            return run
+    finally:
+        lock.release()
 
 
-def _ppo_loop(cfg: PPOConfig, run_dir: Path, checkpoint: Path | None, task, verifier, eval_verifier,
-              train_rows: list[dict[str, Any]], heldout: list[dict[str, Any]], models: Models, policy_cfg,
-              stop: StopSignals, show_progress: bool) -> Path:
+def _ppo_loop(cfg: PPOConfig, run_dir: Path, checkpoint: Path | None, sharded: Path | None, task, verifier,
+              eval_verifier, train_rows: list[dict[str, Any]], heldout: list[dict[str, Any]], models: Models,
+              policy_cfg, stop: StopSignals, show_progress: bool) -> Path:
+    info = distributed.current()
     algo, tokenizer = cfg.algo, models.tokenizer
     G, P = algo.group_size, algo.prompts_per_step
     B = G * P
@@ -226,7 +279,11 @@ def _ppo_loop(cfg: PPOConfig, run_dir: Path, checkpoint: Path | None, task, veri
     heldout_ids = [task.encode(r, tokenizer) for r in heldout]
     heldout_fields = [{"id": task.problem_id(r, i), "prompt": task.prompt(r, tokenizer),
                        **({"answer": r["answer"]} if "answer" in r else {})} for i, r in enumerate(heldout)]
-    engine = build_engine(cfg.rollout, policy_cfg, tokenizer, model=models.policy, seed=cfg.seed)
+    engine = build_engine(cfg.rollout, policy_cfg, tokenizer, model=distributed.unwrap(models.policy), seed=cfg.seed)
+    # seeds per prompt make the samples independent of the number of ranks (and of which rank samples what)
+    per_prompt = cfg.rollout.seeding == "per_prompt" or (cfg.rollout.seeding == "auto" and info.is_distributed)
+    # held-out samples: split over ranks, seeded per problem (so evaluation, too, is the same on any number of ranks)
+    eval_engine = distributed.ShardedEngine(engine) if per_prompt else engine
 
     # optimizers: policy steps only after the critic warm-up; both step once per mini-batch and PPO epoch
     updates_per_step = algo.ppo_epochs * math.ceil(B / algo.mini_batch_size)
@@ -248,25 +305,35 @@ def _ppo_loop(cfg: PPOConfig, run_dir: Path, checkpoint: Path | None, task, veri
     start_step, prompts_consumed = 0, 0
     if checkpoint is not None:
         state = load_trainer_state(checkpoint)
-        for name in ("policy", "policy_scheduler", "critic", "critic_scheduler"):
+        if sharded is not None:  # written by several processes: resharded to this run's
+            distributed.load_sharded_state(sharded, models.policy, policy_opt)
+            distributed.load_sharded_state(checkpoint / CRITIC_DIR / SHARDED_DIR, models.critic, critic_opt)
+        elif info.is_distributed:  # a one-process checkpoint: its optimizer states, sharded like this run
+            distributed.load_full_optimizer_state(models.policy, policy_opt, state["policy"])
+            distributed.load_full_optimizer_state(models.critic, critic_opt, state["critic"])
+        else:
+            policy_opt.load_state_dict(state["policy"])
+            critic_opt.load_state_dict(state["critic"])
+        for name in ("policy_scheduler", "critic_scheduler"):
             optimizers[name].load_state_dict(state[name])
         set_rng_state(state["rng"])
         kl_ctl = kl_controller_from_state_dict(state["kl_controller"])
         monitor.load_state_dict(state["monitor"])
         start_step, prompts_consumed = state["step"], state["prompts_consumed"]
-    log = RunLog(run_dir, resume_step=start_step if checkpoint is not None else None)
+    log = RunLog(run_dir, resume_step=start_step if checkpoint is not None else None) if info.is_main else None
     sampling = cfg.rollout.sampling()
     # the agreement probe compares full-softmax log-probs; top-k / top-p samplers report truncated ones
     probe_limit = cfg.rollout.max_logprob_diff if cfg.rollout.top_k == 0 and cfg.rollout.top_p == 1.0 else None
-    console = Console(show_progress)
+    console = Console(show_progress and info.is_main, out=None if info.is_main else open(os.devnull, "w"))
     reward_desc = " + ".join(
         ([f"{cfg.reward.reward_model.weight} x reward model {cfg.reward.reward_model.path}"]
          if models.reward_model is not None else [])
         + ([f"{cfg.reward.verifier_weight} x verifier {verifier.name}"] if cfg.reward.verifier_weight > 0 else []))
-    print(f"rlvr ppo: {run_dir}\n  policy    {policy_cfg.path} ({cfg.model.dtype})\n  reward    {reward_desc}; "
+    distributed.print_main(f"rlvr ppo: {run_dir}\n  policy    {policy_cfg.path} ({cfg.model.dtype})\n  reward    {reward_desc}; "
           f"gold: verifier {eval_verifier.name}\n  critic    {models.critic_source}\n  batch     {P} prompts x {G} "
           f"samples, {algo.ppo_epochs} epochs of mini-batches of {algo.mini_batch_size}, {cfg.steps} steps"
-          + (f" (the first {algo.critic_warmup_steps} train only the critic)" if algo.critic_warmup_steps else ""),
+          + (f" (the first {algo.critic_warmup_steps} train only the critic)" if algo.critic_warmup_steps else "")
+          + (f"\n  ranks     {info.world_size} ({cfg.dist.sharding})" if info.is_distributed else ""),
           file=sys.stderr, flush=True)
 
     saved_step, step, warned = start_step, start_step, False
@@ -275,43 +342,56 @@ def _ppo_loop(cfg: PPOConfig, run_dir: Path, checkpoint: Path | None, task, veri
         nonlocal saved_step
         state = {"step": at_step, "prompts_consumed": prompts_consumed, "rng": rng_state(),
                  "kl_controller": kl_ctl.state_dict(), "monitor": monitor.state_dict(),
-                 **{name: opt.state_dict() for name, opt in optimizers.items()}}
-        save_checkpoint(run_dir, at_step, PolicyAndCritic(models.policy, models.critic), tokenizer, state,
-                        keep=_KEEP_ALL)
-        best = offer_best_gold(run_dir, at_step, gold_score, gold_source) if watching and gold_score is not None \
-            else read_best_gold(run_dir)
-        prune_checkpoints(run_dir, cfg.keep_checkpoints, protect=[best.step] if best is not None else [])
+                 "policy_scheduler": policy_sched.state_dict(), "critic_scheduler": critic_sched.state_dict()}
+        if info.is_distributed:  # the optimizer states go into the shards
+            save_sharded_checkpoint(run_dir, at_step, models.policy, policy_opt, tokenizer, state, keep=_KEEP_ALL,
+                                    sharding=cfg.dist.sharding, parts={CRITIC_DIR: (models.critic, critic_opt)})
+        else:
+            state.update(policy=policy_opt.state_dict(), critic=critic_opt.state_dict())
+            save_checkpoint(run_dir, at_step, PolicyAndCritic(models.policy, models.critic), tokenizer, state,
+                            keep=_KEEP_ALL)
+        if info.is_main:
+            best = offer_best_gold(run_dir, at_step, gold_score, gold_source) if watching and gold_score is not None \
+                else read_best_gold(run_dir)
+            prune_checkpoints(run_dir, cfg.keep_checkpoints, protect=[best.step] if best is not None else [])
         saved_step = at_step
 
-    bar = tqdm(range(start_step + 1, cfg.steps + 1), desc="ppo", disable=not show_progress, dynamic_ncols=True,
-               initial=start_step, total=cfg.steps)
+    bar = tqdm(range(start_step + 1, cfg.steps + 1), desc="ppo", disable=not (show_progress and info.is_main),
+               dynamic_ncols=True, initial=start_step, total=cfg.steps)
+    signalled = False
     try:
         for step in bar:
             t_step = time.perf_counter()
             timing = {"generate": 0.0, "verify": 0.0, "score": 0.0, "forward": 0.0, "update": 0.0, "sync": 0.0}
             train_policy = step > algo.critic_warmup_steps
 
-            # 1. sample and 2. verify: G completions for each of P prompts; the verifier gives the gold score
+            # 1. sample and 2. verify: G completions for each of P prompts; the verifier gives the gold score.
+            # Each rank takes its contiguous share of the prompts, each prompt seeded by its stream position
             indices = stream.take(prompts_consumed, P)
+            lo, hi = distributed.shard_range(P, info.rank, info.world_size)
+            seeds = [prompt_seed(cfg.seed, prompts_consumed + k) for k in range(lo, hi)] if per_prompt else None
+            indices = indices[lo:hi]
             prompts_consumed += P
             for i in indices:
                 if i not in prompt_cache:
                     prompt_cache[i] = task.encode(train_rows[i], tokenizer)
             batch = sample_and_verify(engine, [train_rows[i] for i in indices], [prompt_cache[i] for i in indices],
-                                      G, sampling, verifier, cfg.reward, timing)
+                                      G, sampling, verifier, cfg.reward, timing, seeds=seeds)
 
             # 3. score: reward model (normalized: the proxy) and/or verifier, one score per sample
             t0 = time.perf_counter()
             scores = score_samples(models, batch, cfg)
+            timing["score"] = time.perf_counter() - t0
+
+            # 4. the rollout as the trainer sees it, once: pi_old, the reference, the critic's values; then every
+            # rank holds the whole batch (one process: nothing to gather), and all below is one process's
+            t0 = time.perf_counter()
+            view = rollout_view(models, batch, cfg)
+            batch, scores, view, shares = gather_rollout(batch, scores, view)
             bad = (~torch.isfinite(scores.score)).nonzero().flatten().tolist()
             if bad:
                 stop_if_not_finite(scores.score[bad[0]], f"reward of sample {bad[0]} ({len(bad)} of {len(batch)} "
                                     "samples)", f"step {step}", run_dir)
-            timing["score"] = time.perf_counter() - t0
-
-            # 4. the rollout as the trainer sees it, once: pi_old, the reference, the critic's values
-            t0 = time.perf_counter()
-            view = rollout_view(models, batch, cfg)
             mask = view.completion_mask  # (B, T) bool
             if probe_limit is not None:  # the engine must sample from the weights the trainer last synced
                 check_logprob_agreement(float((view.old_logprobs - view.sampler_logprobs)[mask].abs().mean()),
@@ -344,15 +424,15 @@ def _ppo_loop(cfg: PPOConfig, run_dir: Path, checkpoint: Path | None, task, veri
             # 6. update: ppo_epochs over shuffled mini-batches; during the critic warm-up only the critic learns
             t0 = time.perf_counter()
             metrics.update(ppo_update(models, batch, view, advantages, returns, loss_mask, cfg, optimizers,
-                                      train_policy=train_policy, step=step, run_dir=run_dir))
+                                      train_policy=train_policy, step=step, run_dir=run_dir, shares=shares))
             metrics["ppo/policy_trained"] = float(train_policy)
             timing["update"] = time.perf_counter() - t0
 
-            # 7. sync (tied weights under every name, as in GRPO; the next step's probe checks it), and the KL
+            # 7. sync (grpo.engines.factory.sync_weights, as in GRPO; the next step's probe checks it), and the KL
             # coefficient of the next step from this step's KL per sample (Ziegler et al. 2019, sec. 2.2)
             t0 = time.perf_counter()
             if train_policy:
-                engine.load_weights(models.policy.named_parameters(remove_duplicate=False))
+                sync_weights(engine, models.policy)
                 kl_ctl = kl_ctl.update(float(sequence_kl.mean()), B)
             timing["sync"] = time.perf_counter() - t0
 
@@ -370,24 +450,27 @@ def _ppo_loop(cfg: PPOConfig, run_dir: Path, checkpoint: Path | None, task, veri
                 if trend is not None:
                     metrics.update({"monitor/proxy_slope": trend.proxy_slope, "monitor/gold_slope": trend.gold_slope,
                                     "monitor/diverging": float(trend.diverging)})
-            metrics.update({f"time/{k}": v for k, v in timing.items()})
-            metrics["time/step"] = time.perf_counter() - t_step  # the training step alone, evaluation excluded
+            slow = {f"time/{k}": v for k, v in timing.items()}
+            slow["time/step"] = time.perf_counter() - t_step  # the training step alone, evaluation excluded
+            metrics.update(zip(slow, distributed.max_over_ranks(list(slow.values()), "reducing the timings")))
+            metrics["dist/world_size"] = info.world_size
             diverging = trend is not None and trend.diverging
             stopping = diverging and cfg.monitor.action == "stop"
             save_now = step % cfg.save_every == 0 or step == cfg.steps or stopping
             if heldout and ((cfg.eval.every and step % cfg.eval.every == 0) or step == cfg.steps
                             or (watching and save_now)):  # every checkpoint gets a held-out gold score
                 t0 = time.perf_counter()
-                recorder = RecordingEngine(engine)
+                recorder = RecordingEngine(eval_engine)  # every rank records all samples (ShardedEngine gathers)
                 metrics.update(evaluate_heldout(recorder, heldout, heldout_ids, eval_verifier, cfg, step, run_dir,
-                                                heldout_fields))
+                                                heldout_fields, write=info.is_main))
                 if models.reward_model is not None:
                     metrics["eval/rm_score"] = heldout_rm_score(models, recorder, cfg.optim.micro_batch_size)
                 metrics["time/eval"] = time.perf_counter() - t0
                 console.evaluation(step, metrics)
-            log.log(step, metrics)
-            log.samples(step, ppo_sample_rows(batch, scores, raw_advantages, sequence_kl, cfg.log_samples,
-                                              tokenizer, task))
+            if log is not None:
+                log.log(step, metrics)
+                log.samples(step, ppo_sample_rows(batch, scores, raw_advantages, sequence_kl, cfg.log_samples,
+                                                  tokenizer, task))
             if save_now:  # the gold score of a checkpoint: held-out pass@1 where there is a held-out set
                 if "eval/pass@1" in metrics:
                     save(step, metrics["eval/pass@1"], "held-out pass@1")
@@ -404,29 +487,35 @@ def _ppo_loop(cfg: PPOConfig, run_dir: Path, checkpoint: Path | None, task, veri
                         f"{run_dir / 'best_gold.json'})" if best is not None else "no checkpoint is marked yet")
                 text = f"{trend.message(cfg.monitor.min_gold_drop)}; {mark}"
                 if stopping:
-                    write_plots(run_dir)
-                    write_ppo_plots(run_dir)
+                    if info.is_main:
+                        write_plots(run_dir)
+                        write_ppo_plots(run_dir)
                     raise RunStopped(
                         f"rlvr ppo: stopped by the reward-hacking monitor (monitor.action = stop) at {text}. To train "
                         "on regardless, start a new run from a checkpoint with monitor.action=warn", MONITOR_EXIT_CODE)
-                print(f"rlvr: warning: reward-hacking monitor: {text}", file=sys.stderr, flush=True)
+                distributed.print_main(f"rlvr: warning: reward-hacking monitor: {text}", file=sys.stderr, flush=True)
             warned = diverging
-            if stop.requested is not None:
+            # a signal that reached any rank stops every rank after the same step
+            signalled = distributed.any_rank(stop.requested is not None, "agreeing whether to stop")
+            if signalled:
                 break
     except RunStopped:  # a NaN, or the monitor: the message says why and which checkpoint is intact
-        log.close()
+        if log is not None:
+            log.close()
         raise
     except KeyboardInterrupt:  # a second Ctrl-C: stop now, mid-step; the newest checkpoint is intact
         bar.close()
-        log.close()
+        if log is not None:
+            log.close()
         raise RunStopped(stopped_message(run_dir, step - 1), 130) from None
     finally:
         bar.close()
         engine.close()  # a colocated vLLM frees its memory now, not at exit
-    log.close()
-    write_plots(run_dir)
-    write_ppo_plots(run_dir)
-    if stop.requested is not None and step < cfg.steps:
+    if log is not None:
+        log.close()
+        write_plots(run_dir)
+        write_ppo_plots(run_dir)
+    if signalled and step < cfg.steps:
         if saved_step < step:
             save(step, None, "")
         raise RunStopped(stopped_message(run_dir, step), stop.exit_code)

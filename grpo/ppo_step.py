@@ -5,6 +5,12 @@ score per sample; :func:`rollout_view` computes pi_old, the reference's log-prob
 values once, before the update, without grad; :func:`ppo_update` takes ``ppo_epochs`` passes of
 clipped policy and value updates over shuffled mini-batches. The loop that calls them, top to
 bottom, is ``grpo/ppo.py``.
+
+Over several ranks (torchrun) each rank samples, scores and views its share of the prompts, then
+:func:`gather_rollout` gives every rank the whole batch, so that everything computed from it (GAE,
+whitening, metrics, the KL controller, the monitor) is one process's. In the update each rank runs
+forward and backward on its own samples of every mini-batch, with the mini-batch's normalizers,
+and gradients are summed over ranks: the step of one process with the whole batch.
 """
 
 from __future__ import annotations
@@ -16,9 +22,9 @@ from typing import Any, Sequence
 
 import torch
 
+from grpo import distributed
 from grpo.checkpoint import latest_checkpoint
 from grpo.config import PPOConfig
-from grpo.critic import critic_values
 from grpo.logprobs import PackedBatch, completion_logprobs, pack
 from grpo.losses import loss_normalizers, policy_loss, truncated_importance_weights
 from grpo.reward_model import RewardStats, score_sequences
@@ -33,7 +39,7 @@ NAN_EXIT_CODE = 4  # a loss or reward that is not a number stopped the run
 class Models:
     policy: torch.nn.Module
     reference: torch.nn.Module  # the frozen starting policy: the KL penalty and sqrt(KL) are measured against it
-    critic: torch.nn.Module
+    critic: torch.nn.Module  # a grpo.critic.ValueModel (wrapped for DDP / FSDP2 over several ranks)
     reward_model: torch.nn.Module | None  # frozen; None: the verifier alone gives the score
     reward_stats: RewardStats | None
     tokenizer: Any
@@ -123,12 +129,75 @@ def rollout_view(models: Models, batch: Rollout, cfg: PPOConfig) -> RolloutView:
         full["entropy"][idx, :Tm] = entropy.cpu()
     for idx in _chunks(range(B), cfg.critic.optim.micro_batch_size):
         mb = _pack(batch, idx, pad_id, next(models.critic.parameters()).device)
-        values, final = critic_values(models.critic, mb)  # (b, Tm), (b,)
+        values, final = models.critic(mb)  # (b, Tm), (b,)
         full["values"][idx, : values.shape[1]], final_values[idx] = values.cpu(), final.cpu()
     real = {name: torch.where(mask, t, torch.zeros(())) for name, t in full.items()}  # padding -> 0
     return RolloutView(completion_mask=mask, sampler_logprobs=real["sampler"], old_logprobs=real["old"],
                        ref_logprobs=real["ref"], entropy=real["entropy"], old_values=real["values"],
                        final_values=final_values)
+
+
+def _cat_rows(parts: Sequence[torch.Tensor]) -> torch.Tensor:
+    """(sum B_r, max T_r) from (B_r, T_r) parts, zero-padded on the right; 1-D parts simply concatenated."""
+    if parts[0].dim() == 1:
+        return torch.cat(list(parts))
+    out = torch.zeros((sum(p.shape[0] for p in parts), max(p.shape[1] for p in parts)), dtype=parts[0].dtype)
+    row = 0
+    for p in parts:
+        out[row : row + p.shape[0], : p.shape[1]] = p
+        row += p.shape[0]
+    return out
+
+
+def gather_rollout(batch: Rollout, scores: Scores, view: RolloutView) -> tuple[Rollout, Scores, RolloutView,
+                                                                                list[range]]:
+    """Every rank's share of the step, in rank order, on every rank; and each rank's range of it.
+
+    One process: its own, and ``[range(B)]``. The per-sample tensors are small beside the models
+    (B x T floats), so the whole batch's view costs every rank little and keeps all that is computed
+    from it, on every rank, exactly what one process computes.
+    """
+    info = distributed.current()
+    if not info.is_distributed:
+        return batch, scores, view, [range(len(batch))]
+    parts = distributed.gather_objects((batch, scores, view), "gathering the rollout")
+    whole = Rollout()
+    shares, start = [], 0
+    for part, _, _ in parts:
+        whole.extend(part)
+        shares.append(range(start, start + len(part)))
+        start += len(part)
+
+    def joined(field: str, items: list[Any]) -> torch.Tensor | None:
+        values = [getattr(item, field) for item in items]
+        return None if values[0] is None else _cat_rows(values)
+
+    score_parts, view_parts = [p[1] for p in parts], [p[2] for p in parts]
+    whole_scores = Scores(**{f: joined(f, score_parts) for f in Scores.__dataclass_fields__})
+    whole_view = RolloutView(**{f: joined(f, view_parts) for f in RolloutView.__dataclass_fields__})
+    return whole, whole_scores, whole_view, shares
+
+
+def _shuffle(B: int, seed: int, step: int, epoch: int) -> list[int]:
+    """The order of one PPO epoch: a function of (seed, step, epoch) alone, so it is the same on every
+    rank, with any number of ranks, and after a resume."""
+    generator = torch.Generator().manual_seed((seed * 1_000_003 + step) * 1_009 + epoch)
+    return torch.randperm(B, generator=generator).tolist()
+
+
+def _micro_batches(mini: Sequence[int], shares: Sequence[range], size: int) -> list[list[int]]:
+    """This rank's micro-batches of a mini-batch (its own samples, ``size`` at a time), padded with empty
+    ones to the most any rank has: every forward and backward of a sharded model is a collective."""
+    own = [list(i for i in mini if i in share) for share in shares]
+    mine = own[distributed.current().rank] if len(shares) > 1 else list(mini)
+    most = max(math.ceil(len(o) / size) for o in own)
+    chunks = _chunks(mine, size)
+    return chunks + [[] for _ in range(most - len(chunks))]
+
+
+def _empty_pack(pad_id: int, device: torch.device) -> PackedBatch:
+    """A one-token stand-in for a rank with no sample in a micro-batch (its loss is multiplied by 0)."""
+    return pack([[pad_id]], [[pad_id]], pad_id).to(device)
 
 
 class _Means:
@@ -161,23 +230,29 @@ def stop_if_not_finite(value: torch.Tensor | float, what: str, where: str, run_d
 
 def ppo_update(models: Models, batch: Rollout, view: RolloutView, advantages: torch.Tensor, returns: torch.Tensor,
                loss_mask: torch.Tensor, cfg: PPOConfig, optimizers: dict[str, Any], *, train_policy: bool,
-               step: int, run_dir: Path) -> dict[str, float]:
+               step: int, run_dir: Path, shares: Sequence[range] | None = None) -> dict[str, float]:
     """``ppo_epochs`` passes over the batch in shuffled mini-batches; one optimizer step per mini-batch
     for the critic and (unless ``train_policy`` is False: the critic warm-up) for the policy.
 
-    ``advantages``, ``returns``, ``loss_mask``: (B, T); ``loss_mask`` is the completion mask times
-    each sample's weight. Micro-batch losses get the mini-batch's normalizers, so they sum to the
-    mini-batch loss.
+    ``advantages``, ``returns``, ``loss_mask``: (B, T) of the whole batch; ``loss_mask`` is the
+    completion mask times each sample's weight. Micro-batch losses get the mini-batch's normalizers,
+    so they sum to the mini-batch loss. ``shares``: each rank's range of the batch (``gather_rollout``);
+    this rank runs forward and backward on its own samples only, and the gradients summed over ranks
+    are those of the whole mini-batch. None: one process.
     """
     algo, pad_id = cfg.algo, models.tokenizer.pad_token_id
     policy, critic = models.policy, models.critic
     policy_device, critic_device = next(policy.parameters()).device, next(critic.parameters()).device
     B = len(batch)
+    shares = list(shares) if shares is not None else [range(B)]
+    several = len(shares) > 1
+    token_keys = ("loss/clip_frac", "loss/clip_frac_low", "loss/clip_frac_high", "loss/ratio_mean",
+                  "critic/value_clip_frac", "critic/value_mse")
     token_stats, step_stats = _Means(), _Means()
     ratio_max = 0.0
     norm_constant = float(cfg.rollout.max_new_tokens)
     for epoch in range(algo.ppo_epochs):
-        order = torch.randperm(B).tolist()
+        order = _shuffle(B, cfg.seed, step, epoch)
         for m, mini in enumerate(_chunks(order, algo.mini_batch_size)):
             where = f"step {step}, PPO epoch {epoch + 1}, mini-batch {m + 1}"
             num_seqs, num_tokens = loss_normalizers(loss_mask[mini])  # the mini-batch's: micro-batches sum to it
@@ -185,68 +260,90 @@ def ppo_update(models: Models, batch: Rollout, view: RolloutView, advantages: to
             if train_policy:
                 optimizers["policy"].zero_grad(set_to_none=True)
                 policy_total = 0.0
-                for idx in _chunks(mini, cfg.optim.micro_batch_size):
-                    mb = _pack(batch, idx, pad_id, policy_device)
-                    Tm = mb.completion_ids.shape[1]
-                    logprobs, _ = completion_logprobs(policy, mb, cfg.rollout.temperature,
-                                                      share_prompts=cfg.model.share_prompts)  # (b, Tm)
-                    sampler = view.sampler_logprobs[idx, :Tm].to(policy_device)
-                    if algo.tis:  # ratio against the trainer's pi_old; tokens weighted by min(pi_old / pi_sampler, cap)
-                        old = view.old_logprobs[idx, :Tm].to(policy_device)
-                        is_weights = truncated_importance_weights(old, sampler, algo.tis_cap)
-                    else:  # ratio against the sampler's log-probs
-                        old, is_weights = sampler, None
-                    loss, metrics = policy_loss(
-                        logprobs, old, advantages[idx, :Tm].to(policy_device), loss_mask[idx, :Tm].to(policy_device),
-                        clip_eps_low=algo.clip_eps_low, clip_eps_high=algo.clip_eps_high,
-                        loss_agg_mode=algo.loss_agg_mode, num_seqs=num_seqs, num_tokens=num_tokens,
-                        norm_constant=norm_constant, is_weights=is_weights,
-                    )
-                    stop_if_not_finite(loss, "policy loss", where, run_dir)
-                    loss.backward()
+                micro = _micro_batches(mini, shares, cfg.optim.micro_batch_size)
+                for k, idx in enumerate(micro):
+                    with distributed.gradient_sync(policy, k == len(micro) - 1):
+                        mb = _pack(batch, idx, pad_id, policy_device) if idx else _empty_pack(pad_id, policy_device)
+                        logprobs, _ = completion_logprobs(policy, mb, cfg.rollout.temperature,
+                                                          share_prompts=cfg.model.share_prompts)  # (b, Tm)
+                        if not idx:  # nothing of this rank here: join the collectives, add nothing
+                            (logprobs.sum() * 0.0).backward()
+                            continue
+                        Tm = mb.completion_ids.shape[1]
+                        sampler = view.sampler_logprobs[idx, :Tm].to(policy_device)
+                        if algo.tis:  # ratio against the trainer's pi_old; tokens weighted by min(pi_old / pi_sampler, cap)
+                            old = view.old_logprobs[idx, :Tm].to(policy_device)
+                            is_weights = truncated_importance_weights(old, sampler, algo.tis_cap)
+                        else:  # ratio against the sampler's log-probs
+                            old, is_weights = sampler, None
+                        loss, metrics = policy_loss(
+                            logprobs, old, advantages[idx, :Tm].to(policy_device), loss_mask[idx, :Tm].to(policy_device),
+                            clip_eps_low=algo.clip_eps_low, clip_eps_high=algo.clip_eps_high,
+                            loss_agg_mode=algo.loss_agg_mode, num_seqs=num_seqs, num_tokens=num_tokens,
+                            norm_constant=norm_constant, is_weights=is_weights,
+                        )
+                        if not several:  # over ranks the gradient norm below (the same on all) catches it
+                            stop_if_not_finite(loss, "policy loss", where, run_dir)
+                        loss.backward()
                     policy_total += float(loss.detach())
                     ratio_max = max(ratio_max, metrics["ratio_max"])
                     token_stats.add({f"loss/{k}": metrics[k] for k in
                                      ("clip_frac", "clip_frac_low", "clip_frac_high", "ratio_mean")},
                                     metrics["num_tokens"])
-                grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(),
-                                                           cfg.optim.max_grad_norm or math.inf)  # 0 = no clipping
+                grad_norm = distributed.to_float(torch.nn.utils.clip_grad_norm_(
+                    policy.parameters(), cfg.optim.max_grad_norm or math.inf))  # 0 = no clipping
                 stop_if_not_finite(grad_norm, "policy gradient norm", where, run_dir)
                 optimizers["policy"].step()
                 optimizers["policy_scheduler"].step()
-                step_stats.add({"loss/policy": policy_total, "optim/grad_norm": float(grad_norm)})
+                step_stats.add({"loss/policy": policy_total, "optim/grad_norm": grad_norm})
 
             # critic: clipped value loss toward the GAE returns
             optimizers["critic"].zero_grad(set_to_none=True)
             value_total = 0.0
-            for idx in _chunks(mini, cfg.critic.optim.micro_batch_size):
-                values, _ = critic_values(critic, _pack(batch, idx, pad_id, critic_device))  # (b, Tm)
-                Tm = values.shape[1]
-                loss, metrics = value_loss(
-                    values, view.old_values[idx, :Tm].to(critic_device), returns[idx, :Tm].to(critic_device),
-                    loss_mask[idx, :Tm].to(critic_device), clip_eps=algo.value_clip_eps,
-                    loss_agg_mode=algo.loss_agg_mode, num_seqs=num_seqs, num_tokens=num_tokens,
-                    norm_constant=norm_constant,
-                )
-                stop_if_not_finite(loss, "value loss", where, run_dir)
-                loss.backward()
+            micro = _micro_batches(mini, shares, cfg.critic.optim.micro_batch_size)
+            for k, idx in enumerate(micro):
+                with distributed.gradient_sync(critic, k == len(micro) - 1):
+                    mb = _pack(batch, idx, pad_id, critic_device) if idx else _empty_pack(pad_id, critic_device)
+                    values, _ = critic(mb)  # (b, Tm)
+                    if not idx:
+                        (values.sum() * 0.0).backward()
+                        continue
+                    Tm = values.shape[1]
+                    loss, metrics = value_loss(
+                        values, view.old_values[idx, :Tm].to(critic_device), returns[idx, :Tm].to(critic_device),
+                        loss_mask[idx, :Tm].to(critic_device), clip_eps=algo.value_clip_eps,
+                        loss_agg_mode=algo.loss_agg_mode, num_seqs=num_seqs, num_tokens=num_tokens,
+                        norm_constant=norm_constant,
+                    )
+                    if not several:
+                        stop_if_not_finite(loss, "value loss", where, run_dir)
+                    loss.backward()
                 value_total += float(loss.detach())
                 token_stats.add({"critic/value_clip_frac": metrics["value_clip_frac"],
                                  "critic/value_mse": metrics["value_mse"]}, metrics["num_tokens"])
-            grad_norm = torch.nn.utils.clip_grad_norm_(critic.parameters(), cfg.critic.optim.max_grad_norm or math.inf)
+            grad_norm = distributed.to_float(torch.nn.utils.clip_grad_norm_(
+                critic.parameters(), cfg.critic.optim.max_grad_norm or math.inf))
             stop_if_not_finite(grad_norm, "critic gradient norm", where, run_dir)
             optimizers["critic"].step()
             optimizers["critic_scheduler"].step()
-            step_stats.add({"loss/value": value_total, "critic/grad_norm": float(grad_norm)})
+            step_stats.add({"loss/value": value_total, "critic/grad_norm": grad_norm})
 
+    if several:  # token-weighted means and the summed losses over every rank's micro-batches
+        keys = [k for k in token_keys if train_policy or not k.startswith("loss/")]
+        sums = distributed.sum_over_ranks(
+            [token_stats.sums.get(k, 0.0) for k in keys] + [token_stats.weights.get(k, 0.0) for k in keys]
+            + [step_stats.sums.get(k, 0.0) for k in ("loss/policy", "loss/value")], "summing the update metrics")
+        token_stats.sums, token_stats.weights = dict(zip(keys, sums)), dict(zip(keys, sums[len(keys):]))
+        for k, total in zip(("loss/policy", "loss/value"), sums[2 * len(keys):]):
+            if k in step_stats.sums:
+                step_stats.sums[k] = total
+        ratio_max = distributed.max_over_ranks([ratio_max], "the largest ratio")[0]
     out = {**token_stats.means(), **step_stats.means()}
     if train_policy:
         out["loss/ratio_max"] = ratio_max
     out["optim/lr"] = optimizers["policy_scheduler"].get_last_lr()[0]
     out["critic/lr"] = optimizers["critic_scheduler"].get_last_lr()[0]
     return out
-
-
 
 
 def rollout_metrics(scores: Scores, view: RolloutView, kl: torch.Tensor, rewards: torch.Tensor,

@@ -7,6 +7,7 @@ samples themselves are equal, and the update is checked through the whole loop, 
 """
 
 import json
+import math
 import os
 import signal
 import socket
@@ -358,15 +359,106 @@ def test_reward_model_on_two_ranks_equals_one_process(tiny_model_dir, tmp_path):
     AutoModelForSequenceClassification.from_pretrained(two / "checkpoints" / "step-2")
 
 
+PPO = ["--set", "rollout.engine=hf", "--set", "rollout.max_new_tokens=8", "--set", "rollout.seeding=per_prompt",
+       "--set", "algo.prompts_per_step=4", "--set", "algo.group_size=2",
+       "--set", "algo.mini_batch_size=3",  # 8 samples in mini-batches of 3: the ranks' shares of each differ
+       "--set", "algo.ppo_epochs=2", "--set", "optim.lr=1e-3", "--set", "critic.optim.lr=1e-3",
+       "--set", "optim.micro_batch_size=1", "--set", "critic.optim.micro_batch_size=2",
+       "--set", "reward.verifier_weight=0.5", "--set", "verifier=plugin_verifiers:digit_share",
+       "--set", "eval.problems=3", "--set", "eval.n=2", "--set", "eval.ks=[1,2]", "--set", "eval.every=1",
+       "--set", "eval.max_new_tokens=6", "--set", "save_every=1", "--set", "keep_checkpoints=5", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def ppo_runs(tiny_model_dir, tmp_path_factory):
+    """PPO with a reward model and the verifier, a critic from the policy: one process for 3 steps, 2 ranks
+    (FSDP2: policy, reference and critic sharded) for 2."""
+    from ppo_support import build_reward_model
+
+    root = tmp_path_factory.mktemp("ppo")
+    rm = build_reward_model(root / "rm", tiny_model_dir, kind="random", seed=1)
+    model = ["--set", f"model.path={tiny_model_dir}", "--set", f"reward.reward_model.path={rm}"]
+    rlvr("ppo", *model, *PPO, "--set", "steps=3", "--output-dir", str(root / "one"))
+    rlvr("ppo", *model, *PPO, "--set", "steps=2", "--output-dir", str(root / "two"), launcher=TORCHRUN)
+    return {"one": root / "one", "two": root / "two", "model": model}
+
+
+@pytest.mark.slow
+def test_ppo_on_two_ranks_equals_one_process(ppo_runs):
+    one, two = ppo_runs["one"], ppo_runs["two"]
+    for step in (1, 2):
+        assert_same_weights(weights(one, step), weights(two, step))
+        critic = lambda run: load_file(str(run / "checkpoints" / f"step-{step}" / "critic" / "model.safetensors"))
+        assert_same_weights(critic(one), critic(two))
+    assert any(not torch.equal(a, b) for a, b in zip(weights(one, 1).values(), weights(one, 2).values()))
+    m1, m2 = read_jsonl(one / "metrics.jsonl")[:2], read_jsonl(two / "metrics.jsonl")
+    for a, b in zip(m1, m2):
+        assert learned(a).keys() == learned(b).keys()
+        for key in learned(a):
+            # a clip fraction counts tokens on one side of a threshold: at the first mini-batch the values equal
+            # the rollout's, and float noise of ~1e-7 puts a token on either side (one token in 128: 0.008)
+            tolerance = 0.02 if "clip_frac" in key else 1e-5
+            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=tolerance), key
+    assert "eval/pass@1" in m2[0] and "eval/rm_score" in m2[0] and "monitor/proxy" in m2[0]
+    assert [m["dist/world_size"] for m in m2] == [2, 2]
+    s1, s2 = read_jsonl(one / "samples.jsonl"), read_jsonl(two / "samples.jsonl")
+    assert [s["completion"] for s in s1[: len(s2)]] == [s["completion"] for s in s2]
+    ckpt = two / "checkpoints" / "step-2"
+    assert "world_size: 2" in (two / "config.yaml").read_text()
+    assert sorted(p.name for p in (ckpt / "critic" / "sharded").iterdir()) == [".metadata", "__0_0.distcp",
+                                                                               "__1_0.distcp"]
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    AutoModelForCausalLM.from_pretrained(ckpt)
+    AutoModelForSequenceClassification.from_pretrained(ckpt / "critic")
+
+
+@pytest.mark.slow
+def test_ppo_two_rank_checkpoint_resumes_on_one_process(ppo_runs, tmp_path):
+    """Policy, critic and both optimizers resharded from 2 ranks to 1: step 3 equals the uninterrupted run's."""
+    import shutil
+
+    run = tmp_path / "two"
+    shutil.copytree(ppo_runs["two"], run)
+    rlvr("ppo", *ppo_runs["model"], *PPO, "--set", "steps=3", "--output-dir", str(run), "--resume")
+    assert_same_weights(weights(ppo_runs["one"], 3), weights(run, 3))
+    critic = lambda r: load_file(str(r / "checkpoints" / "step-3" / "critic" / "model.safetensors"))
+    assert_same_weights(critic(ppo_runs["one"]), critic(run))
+    assert read_jsonl(run / "resumes.jsonl")[-1]["changes"]["world_size"] == {"from": 2, "to": 1}
+    (run / "checkpoints" / "step-3" / "critic" / "sharded" / "__1_0.distcp").unlink(missing_ok=True)
+    damaged = run / "checkpoints" / "step-2" / "critic" / "sharded" / "__1_0.distcp"
+    damaged.unlink()
+    with pytest.raises(ConfigError, match=r"missing 1 shard file.*critic/sharded/__1_0.distcp"):
+        sharded_state_of(damaged.parents[2], parts=("critic",))
+
+
+@pytest.mark.slow
+def test_ppo_one_process_checkpoint_continues_on_two_ddp_ranks(ppo_runs, tmp_path):
+    """The other way round, on DDP (whole replicas): the one-process optimizer states are sharded out to the
+    ranks by parameter name, and the run goes on from step 3 to 4."""
+    import shutil
+
+    run = tmp_path / "one"
+    shutil.copytree(ppo_runs["one"], run)
+    rlvr("ppo", *ppo_runs["model"], *PPO, "--set", "steps=4", "--set", "dist.sharding=ddp", "--output-dir", str(run),
+         "--resume", launcher=TORCHRUN)
+    metrics = read_jsonl(run / "metrics.jsonl")
+    assert [m["step"] for m in metrics] == [1, 2, 3, 4] and metrics[-1]["dist/world_size"] == 2
+    assert all(math.isfinite(metrics[-1][k]) for k in ("loss/policy", "loss/value", "optim/grad_norm"))
+    assert sharded_state_of(latest_checkpoint(run), parts=("critic",)) is not None
+    assert read_jsonl(run / "resumes.jsonl")[-1]["changes"]["world_size"] == {"from": 1, "to": 2}
+
+
 def test_commands_that_run_in_one_process_refuse_torchrun(tmp_path, monkeypatch, capsys):
     from grpo.cli import main, refuse_unsupported_torchrun
 
     refuse_unsupported_torchrun("train", {"WORLD_SIZE": "2"})  # shared over ranks: no error
-    refuse_unsupported_torchrun("ppo", {"WORLD_SIZE": "1"})
-    refuse_unsupported_torchrun("ppo", {})
+    refuse_unsupported_torchrun("ppo", {"WORLD_SIZE": "2"})
+    refuse_unsupported_torchrun("dpo", {"WORLD_SIZE": "1"})
+    refuse_unsupported_torchrun("dpo", {})
     monkeypatch.setenv("WORLD_SIZE", "2")
-    out = tmp_path / "ppo"
-    assert main(["ppo", "--output-dir", str(out)]) == 2
+    out = tmp_path / "dpo"
+    assert main(["dpo", "--output-dir", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "rlvr ppo runs in one process" in err and "WORLD_SIZE=2" in err and "train, sft, rm" in err
+    assert "rlvr dpo runs in one process" in err and "WORLD_SIZE=2" in err and "train, sft, rm, ppo" in err
     assert not out.exists()
