@@ -173,7 +173,7 @@ def check_divides(count: int, field: str, world: int) -> None:
         fits = [n for n in range(1, count + 1) if count % n == 0]
         raise ConfigError(
             f"config field '{field}' = {count} is not a multiple of the {world} processes of this run "
-            f"(WORLD_SIZE={world}): each rank takes an equal share of whole groups. Set {field} to a multiple of "
+            f"(WORLD_SIZE={world}): each rank takes an equal share of them. Set {field} to a multiple of "
             f"{world} (e.g. {world * max(1, -(-count // world))}), or start {' or '.join(map(str, fits[-3:]))} "
             "processes")
 
