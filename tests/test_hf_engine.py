@@ -95,3 +95,58 @@ def test_sampling_params_validate():
         SamplingParams(top_p=0.0)
     with pytest.raises(ValueError, match="max_new_tokens"):
         SamplingParams(max_new_tokens=0)
+
+
+@pytest.mark.parametrize("case", ["seeded", "unseeded", "greedy", "top_p_and_stop"])
+def test_decode_loop_draws_what_generate_draws(engine, case):
+    """The engine's own decode loop against transformers' ``generate`` with the same warper and stopping
+    criterion, on left-padded prompts of different lengths: the same tokens, the same log-probs, the same
+    finishing steps (``generate`` is the reference here, not the engine's path)."""
+    from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
+    from transformers.generation.stopping_criteria import EosTokenCriteria, StopStringCriteria
+
+    from grpo.engines.hf import _FinishRecorder, _WarpAndRecord, decode
+
+    tok, model = engine.tokenizer, engine.model.eval()
+    p = prompts(engine) * 4  # 12 rows
+    width = max(len(x) for x in p)
+    input_ids = torch.full((len(p), width), engine.pad_id)
+    attention_mask = torch.zeros((len(p), width), dtype=torch.long)
+    for row, ids in enumerate(p):
+        input_ids[row, width - len(ids):] = torch.tensor(ids)
+        attention_mask[row, width - len(ids):] = 1
+    sampling = {"seeded": SamplingParams(max_new_tokens=14), "unseeded": SamplingParams(max_new_tokens=14),
+                "greedy": SamplingParams(temperature=0.0, max_new_tokens=14),
+                "top_p_and_stop": SamplingParams(top_p=0.9, max_new_tokens=14, stop=("1",))}[case]
+    seeds = list(range(100, 100 + len(p))) if case in ("seeded", "top_p_and_stop") else None
+    do_sample = sampling.temperature > 0 and seeds is None
+
+    def parts():
+        criteria = [EosTokenCriteria(eos_token_id=tok.eos_token_id)]
+        if sampling.stop:
+            criteria.append(StopStringCriteria(tok, list(sampling.stop)))
+        return _WarpAndRecord(sampling, seeds), _FinishRecorder(criteria, width, len(p), input_ids.device)
+
+    results = []
+    for use_generate in (True, False):
+        warper, recorder = parts()
+        torch.manual_seed(7)  # the unseeded case draws from the global generator: the same state for both
+        if use_generate:
+            config = GenerationConfig(do_sample=do_sample, max_new_tokens=sampling.max_new_tokens, temperature=1.0,
+                                      top_k=0, top_p=1.0, num_beams=1, eos_token_id=tok.eos_token_id,
+                                      pad_token_id=engine.pad_id, use_cache=True)
+            sequences = model.generate(input_ids=input_ids, attention_mask=attention_mask, generation_config=config,
+                                       logits_processor=LogitsProcessorList([warper]),
+                                       stopping_criteria=StoppingCriteriaList([recorder]))
+        else:
+            sequences = decode(model, input_ids, attention_mask, max_new_tokens=sampling.max_new_tokens,
+                               do_sample=do_sample, pad_id=engine.pad_id, logits_processor=warper,
+                               stopping_criteria=recorder)
+        results.append((sequences, warper.finish(sequences), recorder.finished_at.clone()))
+    (seq_a, lp_a, end_a), (seq_b, lp_b, end_b) = results
+    assert torch.equal(seq_a, seq_b)
+    assert torch.equal(end_a, end_b)
+    torch.testing.assert_close(lp_a, lp_b, atol=1e-5, rtol=0)
+    if case != "greedy":
+        assert len({tuple(r) for r in seq_a[:, width:].tolist()}) > 3  # real sampling, not one repeated row
+    assert (end_a >= 0).any() or case != "top_p_and_stop"  # the stop string ended some rows
