@@ -1,8 +1,6 @@
-"""Rollouts with a Hugging Face causal LM: the CPU fallback engine.
+"""Rollouts with Hugging Face ``generate``: the CPU fallback engine.
 
-Batched, with the KV cache and left padding. The decode loop (:func:`decode`) is the one
-``generate`` runs for sampling and greedy search, without its per-token machinery: on a small
-model that machinery was a third of the sampling time (bench/RESULTS.md). Temperature, top-k and top-p are
+Batched, with the KV cache and left padding. Temperature, top-k and top-p are
 applied by our own logits processor, which also records each sampled token's
 log-probability under exactly the distribution it was drawn from (keeping one
 ``(B, V)`` slice at a time, never the full ``(T, B, V)`` score history). A
@@ -15,7 +13,7 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 import torch
-from transformers import LogitsProcessor, StoppingCriteria
+from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 from transformers.generation.stopping_criteria import EosTokenCriteria, StopStringCriteria
 
 from grpo.distributed import gathered_for_generation
@@ -27,7 +25,7 @@ class _WarpAndRecord(LogitsProcessor):
     """Temperature, top-k, top-p; remembers log-probs of the tokens that get sampled.
 
     With ``row_seeds`` it also draws each row's token itself, from that row's own generator, and
-    hands the decode loop (running greedy) a distribution with all mass on it: a row's samples then
+    hands ``generate`` (running greedy) a distribution with all mass on it: a row's samples then
     depend only on its seed, not on the other rows of the batch.
     """
 
@@ -75,7 +73,7 @@ class _WarpAndRecord(LogitsProcessor):
             self._last = None
 
     def finish(self, sequences: torch.Tensor) -> torch.Tensor:
-        """(B, T) log-probs of the generated tokens; call once decoding returned."""
+        """(B, T) log-probs of the generated tokens; call once generate returned."""
         self._record(sequences)
         return torch.stack(self.chosen, dim=1) if self.chosen else sequences.new_zeros((sequences.shape[0], 0), dtype=torch.float)
 
@@ -95,42 +93,6 @@ class _FinishRecorder(StoppingCriteria):
         newly = done & (self.finished_at < 0)
         self.finished_at[newly] = input_ids.shape[1] - self.prompt_len - 1
         return done
-
-
-@torch.no_grad()
-def decode(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_new_tokens: int,
-           do_sample: bool, pad_id: int, logits_processor: LogitsProcessor,
-           stopping_criteria: StoppingCriteria) -> torch.Tensor:
-    """``generate``'s sampling / greedy loop with the KV cache: (B, P + T) sequences, T <= max_new_tokens.
-
-    input_ids, attention_mask: (B, P), left-padded. Each step takes the last position's logits (float32),
-    lets ``logits_processor`` warp them, draws (``do_sample``: multinomial over their softmax; else
-    argmax), writes ``pad_id`` for rows that have finished, and asks ``stopping_criteria`` which rows
-    finish now; it ends when every row has, or after ``max_new_tokens``. Positions count real tokens
-    only (left padding takes none), as ``generate`` counts them, so the tokens are the ones it draws.
-    """
-    batch = input_ids.shape[0]
-    position_ids = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 1)  # (B, P)
-    unfinished = torch.ones(batch, dtype=torch.bool, device=input_ids.device)
-    sequences = input_ids
-    out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=True,
-                logits_to_keep=1)
-    for step in range(max_new_tokens):
-        scores = logits_processor(sequences, out.logits[:, -1, :].float())  # (B, V)
-        if do_sample:
-            tokens = torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1).squeeze(1)  # (B,)
-        else:
-            tokens = scores.argmax(dim=-1)  # (B,)
-        tokens = torch.where(unfinished, tokens, torch.full_like(tokens, pad_id))
-        sequences = torch.cat([sequences, tokens[:, None]], dim=-1)
-        unfinished &= ~stopping_criteria(sequences, scores)
-        if step == max_new_tokens - 1 or not bool(unfinished.any()):
-            break
-        attention_mask = torch.cat([attention_mask, attention_mask.new_ones((batch, 1))], dim=-1)
-        position_ids = position_ids[:, -1:] + 1  # (B, 1)
-        out = model(input_ids=tokens[:, None], attention_mask=attention_mask, position_ids=position_ids,
-                    past_key_values=out.past_key_values, use_cache=True)
-    return sequences
 
 
 class HFEngine:
@@ -214,9 +176,22 @@ class HFEngine:
         recorder = _FinishRecorder(criteria, width, len(requests), device)
         row_seeds = [seed for _, _, seed in requests] if requests[0][2] is not None else None
         warper = _WarpAndRecord(sampling, row_seeds)
-        sequences = decode(self.model, input_ids, attention_mask, max_new_tokens=sampling.max_new_tokens,
-                           do_sample=sampling.temperature > 0 and row_seeds is None,  # seeded rows: the warper draws
-                           pad_id=self.pad_id, logits_processor=warper, stopping_criteria=recorder)
+        config = GenerationConfig(
+            do_sample=sampling.temperature > 0 and row_seeds is None,  # seeded rows: the warper draws
+            max_new_tokens=sampling.max_new_tokens,
+            # neutral values, so no default of the model's generation_config warps the scores again
+            temperature=1.0, top_k=0, top_p=1.0, min_p=None, typical_p=1.0, repetition_penalty=1.0,
+            no_repeat_ngram_size=0, epsilon_cutoff=0.0, eta_cutoff=0.0, num_beams=1,
+            eos_token_id=eos_id, pad_token_id=self.pad_id, use_cache=True,
+        )
+        sequences = self.model.generate(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            generation_config=config,
+            logits_processor=LogitsProcessorList([warper]),
+            stopping_criteria=StoppingCriteriaList([recorder]),
+            synced_gpus=False,  # HF turns it on for FSDP modules; the policy is unsharded here, and ranks decode alone
+        )
         new_tokens = sequences[:, width:].cpu()  # (B, T)
         logprobs = warper.finish(sequences).cpu()  # (B, T)
         finished_at = recorder.finished_at.cpu()
