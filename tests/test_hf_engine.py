@@ -95,3 +95,30 @@ def test_sampling_params_validate():
         SamplingParams(top_p=0.0)
     with pytest.raises(ValueError, match="max_new_tokens"):
         SamplingParams(max_new_tokens=0)
+
+
+def test_seeded_draws_follow_the_distribution_and_never_pick_a_masked_token():
+    """The per-row draw (each row's own uniforms, inverted through its cumulative distribution): over many
+    seeds its frequencies are the warped probabilities, tokens top-k cut away never come up, and a row's
+    draws depend on its seed alone."""
+    from grpo.engines.hf import _WarpAndRecord
+
+    rows = 4000
+    logits = torch.tensor([[-1e9, 2.0, 0.5, -1e9, 1.0, 0.0, -0.5, -1e9]]).repeat(rows, 1)  # (B, V)
+    sampling = SamplingParams(temperature=1.0, top_k=4, max_new_tokens=3)
+    warper = _WarpAndRecord(sampling, row_seeds=list(range(rows)))
+    first = warper(torch.zeros((rows, 1), dtype=torch.long), logits.clone())  # (B, V): 0 at the drawn token
+    tokens = first.argmax(-1)
+    probs = torch.softmax(torch.tensor([2.0, 0.5, 1.0, 0.0]), -1)  # the top 4 of the row: tokens 1, 2, 4, 5
+    counts = torch.bincount(tokens, minlength=8).float()
+    assert counts[[0, 3, 6, 7]].sum() == 0  # masked by top-k or by their -1e9 logits
+    for token, p in zip([1, 2, 4, 5], probs.tolist()):
+        sigma = (rows * p * (1 - p)) ** 0.5
+        assert abs(counts[token] - rows * p) < 4 * sigma, (token, counts[token], rows * p)
+    # the same seeds in another order and another batch: each row draws what its seed draws
+    again = _WarpAndRecord(sampling, row_seeds=list(range(rows))[::-1][:50])
+    redrawn = again(torch.zeros((50, 1), dtype=torch.long), logits[:50].clone()).argmax(-1)
+    assert torch.equal(redrawn, tokens.flip(0)[:50])
+    # a second step uses the rows' next numbers, not the first ones again
+    second = warper(torch.zeros((rows, 2), dtype=torch.long), logits.clone()).argmax(-1)
+    assert (second != tokens).float().mean() > 0.3
