@@ -35,7 +35,6 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 import torch
-import yaml
 from tqdm import tqdm
 
 from grpo import distributed
@@ -56,10 +55,10 @@ from grpo.ppo_step import (Models, gather_rollout, ppo_update, proxy_and_gold, r
 from grpo.reward_model import RewardStats, load_reward_model, load_reward_stats
 from grpo.rlhf_losses import (gae, kl_controller_from_state_dict, kl_penalized_rewards, kl_penalty, make_kl_controller,
                               whiten)
-from grpo.runfolder import RunLock, RunStopped, StopSignals, record_resume, resume_changes
+from grpo.runfolder import RunLock, RunStopped, StopSignals, record_resume
 from grpo.runlog import RunLog
 from grpo.trainer import (PromptStream, check_logprob_agreement, evaluate_heldout, prepare_task, prompt_seed,
-                          sample_and_verify, sample_rows, step_metrics)
+                          resume_point, sample_and_verify, sample_rows, step_metrics)
 
 CRITIC_DIR = "critic"  # the critic's folder inside a checkpoint (the policy is at the checkpoint's top)
 MONITOR_EXIT_CODE = 5  # the reward-hacking monitor stopped the run
@@ -211,17 +210,7 @@ def train_ppo(cfg: PPOConfig, resume: bool = False, show_progress: bool = True) 
     if info.is_main and run_dir.is_dir():  # first of all: another live run may be writing here
         lock.acquire()
     try:
-        checkpoint = latest_checkpoint(run_dir) if resume else None
-        if resume and checkpoint is None:
-            raise ConfigError(f"--resume: {run_dir}/checkpoints holds no complete checkpoint; start without --resume")
-        if not resume and (run_dir / "metrics.jsonl").is_file() and (run_dir / "metrics.jsonl").stat().st_size > 0:
-            raise ConfigError(f"output_dir {str(run_dir)!r} already holds a run; pass --resume to continue it, "
-                              "or choose another --output-dir")
-        changes: dict[str, tuple[Any, Any]] = {}
-        if resume:  # how the run is spread over processes may change; what it learns may not
-            saved = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-            launch = distributed.adopt_launch_settings(saved, to_dict(cfg))
-            changes = {**resume_changes(yaml.safe_dump(saved, sort_keys=False), to_dict(cfg)), **launch}
+        checkpoint, changes = resume_point(run_dir, resume, to_dict(cfg))
         sharded = sharded_state_of(checkpoint, parts=(CRITIC_DIR,)) if checkpoint is not None else None
 
         # task, verifier, models: everything that can fail on bad input, before a file is written

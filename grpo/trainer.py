@@ -372,6 +372,24 @@ def check_rows_for(spec: VerifierSpec, task: Task, row: Mapping[str, Any], split
 UNVERIFIABLE_STEPS_TO_STOP = 3  # whole steps in a row that the verifier could not judge at all
 
 
+def resume_point(run_dir: Path, resume: bool, resolved: dict[str, Any]) -> tuple[Path | None, dict[str, tuple[Any, Any]]]:
+    """``(newest checkpoint or None, {field: (saved, new)} the resume changes)`` of a run about to start,
+    checked: ``--resume`` needs a complete checkpoint, a fresh start an unused folder. How the run is
+    spread over processes may change on a resume (``distributed.LAUNCH_FIELDS``); what it learns may
+    not (``resume_changes`` refuses it). ``resolved``: the new config as a dict."""
+    checkpoint = latest_checkpoint(run_dir) if resume else None
+    if resume and checkpoint is None:
+        raise ConfigError(f"--resume: {run_dir}/checkpoints holds no complete checkpoint; start without --resume")
+    if not resume and (run_dir / "metrics.jsonl").is_file() and (run_dir / "metrics.jsonl").stat().st_size > 0:
+        raise ConfigError(f"output_dir {str(run_dir)!r} already holds a run; pass --resume to continue it, "
+                          "or choose another --output-dir")
+    if not resume:
+        return None, {}
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+    launch = distributed.adopt_launch_settings(saved, resolved)
+    return checkpoint, {**resume_changes(yaml.safe_dump(saved, sort_keys=False), resolved), **launch}
+
+
 def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) -> Path:
     """Run GRPO as configured; returns the run folder.
 
@@ -389,17 +407,7 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
     if info.is_main and run_dir.is_dir():  # first of all: another live run may be writing here
         lock.acquire()
     try:
-        checkpoint = latest_checkpoint(run_dir) if resume else None
-        if resume and checkpoint is None:
-            raise ConfigError(f"--resume: {run_dir}/checkpoints holds no complete checkpoint; start without --resume")
-        if not resume and (run_dir / "metrics.jsonl").is_file() and (run_dir / "metrics.jsonl").stat().st_size > 0:
-            raise ConfigError(f"output_dir {str(run_dir)!r} already holds a run; pass --resume to continue it, "
-                              "or choose another --output-dir")
-        changes: dict[str, tuple[Any, Any]] = {}
-        if resume:  # how the run is spread over processes may change; what it learns may not
-            saved = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-            launch = distributed.adopt_launch_settings(saved, to_dict(cfg))
-            changes = {**resume_changes(yaml.safe_dump(saved, sort_keys=False), to_dict(cfg)), **launch}
+        checkpoint, changes = resume_point(run_dir, resume, to_dict(cfg))
         sharded_state = sharded_state_of(checkpoint) if checkpoint is not None else None  # checked before loading
 
         # task, verifier, policy, reference: everything that can fail on bad input, before a file is written
