@@ -40,7 +40,7 @@ from tqdm import tqdm
 from grpo import distributed
 from grpo.checkpoint import (SHARDED_DIR, latest_checkpoint, load_trainer_state, rng_state, save_checkpoint,
                              save_sharded_checkpoint, set_rng_state, sharded_state_of)
-from grpo.config import ConfigError, PPOConfig, dump_yaml, to_dict
+from grpo.config import ConfigError, PPOConfig, to_dict
 from grpo.console import Console
 from grpo.critic import FolderInfo, ValueModel, check_compatible, inspect_folder, load_critic, model_vocab_size
 from grpo.engines.base import Completions, RolloutEngine, SamplingParams
@@ -55,10 +55,11 @@ from grpo.ppo_step import (Models, gather_rollout, ppo_update, proxy_and_gold, r
 from grpo.reward_model import RewardStats, load_reward_model, load_reward_stats
 from grpo.rlhf_losses import (gae, kl_controller_from_state_dict, kl_penalized_rewards, kl_penalty, make_kl_controller,
                               whiten)
-from grpo.runfolder import RunLock, RunStopped, StopSignals, record_resume
+from grpo.runfolder import RunLock, RunStopped, StopSignals
 from grpo.runlog import RunLog
-from grpo.trainer import (PromptStream, check_logprob_agreement, evaluate_heldout, prepare_task, prompt_seed,
-                          resume_point, sample_and_verify, sample_rows, step_metrics)
+from grpo.trainer import (PromptStream, check_logprob_agreement, continue_note, evaluate_heldout, prepare_task,
+                          prompt_seed, resume_point, sample_and_verify, sample_rows, start_run_folder,
+                          step_metrics, stopped_message)
 
 CRITIC_DIR = "critic"  # the critic's folder inside a checkpoint (the policy is at the checkpoint's top)
 MONITOR_EXIT_CODE = 5  # the reward-hacking monitor stopped the run
@@ -181,14 +182,6 @@ def ppo_sample_rows(batch, scores, advantages: torch.Tensor, sequence_kl: torch.
     return rows
 
 
-def stopped_message(run_dir: Path, step: int) -> str:
-    newest = latest_checkpoint(run_dir)
-    where = f"newest checkpoint {newest}" if newest is not None else "no checkpoint yet"
-    again = (f"{distributed.world_size_note()} ppo --config {run_dir}/config.yaml --resume" if newest is not None
-             else "start it again")
-    return f"rlvr ppo: stopped after step {step}; {where}; continue with: {again}"
-
-
 # --------------------------------------------------------------------------- the loop
 
 
@@ -232,13 +225,8 @@ def train_ppo(cfg: PPOConfig, resume: bool = False, show_progress: bool = True) 
                 models.reward_model.to(info.device)
         distributed.barrier("starting the run")  # every rank passed the checks before rank 0 writes anything
 
-        if info.is_main and not lock.held:
-            lock.acquire()
         with StopSignals() as stop:
-            if info.is_main:
-                (run_dir / "config.yaml").write_text(dump_yaml(cfg))
-                if changes:
-                    record_resume(run_dir, int(load_trainer_state(checkpoint)["step"]), changes)
+            start_run_folder(run_dir, lock, cfg, checkpoint, changes)
             try:
                 run = _ppo_loop(cfg, run_dir, checkpoint, sharded, task, verifier, eval_verifier, train_rows, heldout,
                                 models, policy_cfg, stop, show_progress)
@@ -246,10 +234,7 @@ def train_ppo(cfg: PPOConfig, resume: bool = False, show_progress: bool = True) 
                 lost = distributed.as_peer_lost(exc)
                 if lost is None:
                     raise
-                newest = latest_checkpoint(run_dir)
-                again = (f"; continue with: {distributed.world_size_note()} ppo --config {run_dir}/config.yaml "
-                         f"--resume (newest checkpoint {newest})" if newest is not None else "; start it again")
-                raise RunStopped(f"rlvr ppo: error: {lost}{again}", 4) from None
+                raise RunStopped(f"rlvr ppo: error: {lost}. {continue_note(run_dir, 'ppo')}", 4) from None
             distributed.shutdown()
             return run
     finally:
@@ -496,7 +481,7 @@ def _ppo_loop(cfg: PPOConfig, run_dir: Path, checkpoint: Path | None, sharded: P
         bar.close()
         if log is not None:
             log.close()
-        raise RunStopped(stopped_message(run_dir, step - 1), 130) from None
+        raise RunStopped(stopped_message(run_dir, step - 1, 'ppo'), 130) from None
     finally:
         bar.close()
         engine.close()  # a colocated vLLM frees its memory now, not at exit
@@ -507,6 +492,6 @@ def _ppo_loop(cfg: PPOConfig, run_dir: Path, checkpoint: Path | None, sharded: P
     if signalled and step < cfg.steps:
         if saved_step < step:
             save(step, None, "")
-        raise RunStopped(stopped_message(run_dir, step), stop.exit_code)
+        raise RunStopped(stopped_message(run_dir, step, 'ppo'), stop.exit_code)
     console.summary(run_dir, latest_checkpoint(run_dir))
     return run_dir

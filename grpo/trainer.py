@@ -429,13 +429,8 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
                                                 trainable=False)
         distributed.barrier("starting the run")  # every rank passed the checks before rank 0 writes anything
 
-        if info.is_main and not lock.held:
-            lock.acquire()
         with StopSignals() as stop:
-            if info.is_main:
-                (run_dir / "config.yaml").write_text(dump_yaml(cfg))
-                if changes:
-                    record_resume(run_dir, int(load_trainer_state(checkpoint)["step"]), changes)
+            start_run_folder(run_dir, lock, cfg, checkpoint, changes)
             try:
                 run = _train_loop(cfg, run_dir, checkpoint, sharded_state, task, verifier, eval_verifier, train_rows,
                                   heldout, train_model, ref_model, tokenizer, policy_cfg, stop, show_progress)
@@ -627,7 +622,7 @@ def _train_loop(cfg: TrainConfig, run_dir: Path, checkpoint: Path | None, sharde
         bar.close()
         if log is not None:
             log.close()
-        raise RunStopped(stopped_message(run_dir, step - 1, saved_step), 130) from None
+        raise RunStopped(stopped_message(run_dir, step - 1), 130) from None
     finally:
         bar.close()
         engine.close()  # a colocated vLLM frees its memory now, not at exit
@@ -637,26 +632,39 @@ def _train_loop(cfg: TrainConfig, run_dir: Path, checkpoint: Path | None, sharde
     if stopping and step < cfg.steps:
         if saved_step < step:
             save(step)
-        raise RunStopped(stopped_message(run_dir, step, saved_step), stop.exit_code)
+        raise RunStopped(stopped_message(run_dir, step), stop.exit_code)
     console.summary(run_dir, latest_checkpoint(run_dir))
     return run_dir
 
 
-def continue_note(run_dir: Path) -> str:
+def start_run_folder(run_dir: Path, lock: RunLock, cfg: Any, checkpoint: Path | None,
+                     changes: dict[str, tuple[Any, Any]]) -> None:
+    """Rank 0, once every rank passed its checks: hold the run folder's lock, write the resolved config,
+    and record what a resume changed (``resume_point``). Other ranks write nothing."""
+    if not distributed.current().is_main:
+        return
+    if not lock.held:
+        lock.acquire()
+    (run_dir / "config.yaml").write_text(dump_yaml(cfg))
+    if changes:
+        record_resume(run_dir, int(load_trainer_state(checkpoint)["step"]), changes)
+
+
+def continue_note(run_dir: Path, command: str = "train") -> str:
     """Where the run stands and the command that continues it (with torchrun over several processes)."""
     newest = latest_checkpoint(run_dir)
     if newest is None:
         return "No checkpoint yet: start it again"
-    return (f"Newest checkpoint {newest}; continue with: {distributed.world_size_note()} train --config "
+    return (f"Newest checkpoint {newest}; continue with: {distributed.world_size_note()} {command} --config "
             f"{run_dir}/config.yaml --resume")
 
 
-def stopped_message(run_dir: Path, step: int, saved_step: int) -> str:
+def stopped_message(run_dir: Path, step: int, command: str = "train") -> str:
     newest = latest_checkpoint(run_dir)
     where = f"newest checkpoint {newest}" if newest is not None else "no checkpoint yet"
-    again = (f"{distributed.world_size_note()} train --config {run_dir}/config.yaml --resume" if newest is not None
-             else "start it again")
-    return f"rlvr train: stopped after step {step}; {where}; continue with: {again}"
+    again = (f"{distributed.world_size_note()} {command} --config {run_dir}/config.yaml --resume"
+             if newest is not None else "start it again")
+    return f"rlvr {command}: stopped after step {step}; {where}; continue with: {again}"
 
 
 def step_metrics(sampled: Rollout, group_size: int, rounds: int, groups_in_batch: int) -> dict[str, float]:
