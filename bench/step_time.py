@@ -68,7 +68,8 @@ def main() -> None:
         print(f"{r['step']:>4} {r['time/generate']:9.3f} {r['time/verify']:8.4f} {r['time/update']:8.3f} "
               + " ".join(f"{r.get(f'time/{k}', 0.0):9.3f}" for k in parts)
               + f" {r['time/sync']:7.3f} {r['time/step']:8.3f} {t:7.0f} {r.get('rollout/logprob_diff', 0.0):12.2e}")
-    print(f"model: {cfg.model.path} ({cfg.model.dtype}, {'LoRA' if cfg.model.lora else 'full'}"
+    print(f"model: {cfg.model.path} ({cfg.model.dtype}, compute_dtype {cfg.model.compute_dtype}, "
+          f"{'LoRA' if cfg.model.lora else 'full'}"
           f"{', gradient checkpointing' if cfg.model.gradient_checkpointing else ''})")
     print(f"mean_completion_tokens_per_step: {statistics.mean(tokens):.0f}")
     print(f"peak_rss_gb: {max(r['memory/peak_rss_gb'] for r in rows):.2f}")

@@ -53,12 +53,17 @@ def _peft_installed() -> bool:
 class ModelConfig:
     path: str = "runs/demo/base"  # a local model folder, a run folder (its newest checkpoint is used), or a hub id
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # parameter dtype of the policy
+    compute_dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # bfloat16: matrix products in bf16 over float32 weights (mixed precision); auto: bfloat16 for models of >= 30M parameters on a CPU with AMX/AVX512-BF16 or a bf16 GPU, else float32
     trust_remote_code: bool = False  # allow model code from the hub (only for models you trust)
     lora: LoraConfig | None = None  # train low-rank adapters only ({r, alpha, dropout, target_modules}); null = full fine-tuning
     gradient_checkpointing: bool = False  # recompute activations in the backward pass: less memory, ~30% more update time
     share_prompts: bool = True  # log-prob passes run each distinct prompt of a micro-batch once, its samples on its KV cache (exact; llama/qwen2/qwen3, one process, no gradient checkpointing)
 
     def __post_init__(self) -> None:
+        if self.compute_dtype == "bfloat16" and self.dtype != "float32":
+            raise ConfigError(f"config field 'model.compute_dtype' = 'bfloat16' mixes precision over float32 weights, "
+                              f"but model.dtype = {self.dtype!r} already computes in {self.dtype}: set "
+                              "model.compute_dtype=auto, or model.dtype=float32 to keep float32 weights")
         if self.lora is not None and not _peft_installed():
             raise ConfigError("config field 'lora' is set, but peft is not installed: pip install 'peft>=0.14' "
                               "(a dependency of rlvr; reinstall it), or set model.lora: null for full fine-tuning")

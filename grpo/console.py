@@ -31,11 +31,12 @@ class Console:
         print(text, file=self.out, flush=True)
 
     def banner(self, cfg: Any, task: Any, engine: str, train_rows: int, heldout: int, start_step: int,
-               checkpoint: Path | None) -> None:
+               checkpoint: Path | None, compute_dtype: str | None = None) -> None:
         algo = cfg.algo
         lines = [
             f"rlvr train: {cfg.output_dir}",
-            f"  model     {cfg.model.path} ({cfg.model.dtype})"
+            f"  model     {cfg.model.path} ({cfg.model.dtype}"
+            + (f" weights, {compute_dtype} compute)" if compute_dtype else ")")
             + (f", resumed from step {start_step} ({checkpoint})" if checkpoint is not None else ""),
             f"  task      {task.name}: {train_rows} training problems"
             + (f", {heldout} held-out ({cfg.eval.split}) evaluated" if heldout else ", no held-out evaluation"),

@@ -16,6 +16,7 @@ import torch
 from grpo.checkpoint import latest_checkpoint
 from grpo.config import ConfigError, ModelConfig
 from grpo.lora import AdaptersDisabled, adapter_base_path, apply_lora, attach_adapter, is_adapter_folder, is_peft_model
+from grpo.precision import resolve_compute_dtype, use_compute_dtype
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -108,7 +109,22 @@ def load_policy(cfg: ModelConfig):
     if cfg.gradient_checkpointing:
         # non-reentrant: gradients reach the adapters even though the frozen embeddings' outputs need none
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    compute = compute_dtype(cfg, sum(p.numel() for p in model.parameters()))
+    if compute is not None:
+        use_compute_dtype(model, compute)
     return model, tokenizer
+
+
+def compute_dtype(cfg: ModelConfig, num_params: int | None) -> torch.dtype | None:
+    """The autocast dtype ``cfg.compute_dtype`` stands for on this process's device (None: none)."""
+    from grpo import distributed
+
+    device_type = torch.device(distributed.current().device).type
+    try:
+        return resolve_compute_dtype(cfg.compute_dtype, cfg.dtype, num_params or 0, device_type,
+                                     cpu_has_bf16(_read_cpuinfo()))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _load_base(path: str, cfg: ModelConfig):

@@ -47,6 +47,7 @@ from grpo.microbatch import activation_bytes_per_position, plan_micro_batches
 from grpo.models import load_policy, peak_memory_metrics, reference_policy, setup_cpu
 from grpo.optim import make_optimizer
 from grpo.plots import write_plots
+from grpo.precision import compute_dtype_of
 from grpo.rewards import build_verifier, shape_verdicts
 from grpo.runfolder import RunLock, RunStopped, StopSignals, record_resume, resume_changes
 from grpo.runlog import RunLog
@@ -489,7 +490,9 @@ def _train_loop(cfg: TrainConfig, run_dir: Path, checkpoint: Path | None, sharde
     # held-out samples: split over ranks, seeded per problem (so evaluation, too, is the same on any number of ranks)
     eval_engine = distributed.ShardedEngine(engine) if per_prompt else engine
     console = Console(show_progress and info.is_main, out=None if info.is_main else open(os.devnull, "w"))
-    console.banner(cfg, task, engine_label(engine), len(train_rows), len(heldout), start_step, checkpoint)
+    compute = compute_dtype_of(policy)
+    console.banner(cfg, task, engine_label(engine), len(train_rows), len(heldout), start_step, checkpoint,
+                   str(compute).removeprefix("torch.") if compute is not None else None)
 
     saved_step = start_step
     unverifiable_streak = 0

@@ -161,6 +161,29 @@ def test_grpo_run_with_vllm_syncs_every_step(tiny_model_dir, tmp_path):
     assert any(not torch.equal(before[k], after[k]) for k in before)
 
 
+def test_mixed_precision_run_samples_in_bfloat16_and_keeps_the_probe(tiny_model_dir, tmp_path, monkeypatch):
+    """model.compute_dtype=bfloat16: vLLM is started in bfloat16 and takes the float32 weights at every sync
+    (cast on load); sampler and trainer then differ by bf16 rounding only, under the probe's limit."""
+    from grpo.trainer import train
+
+    started = []
+    real_init = VLLMEngine.__init__
+
+    def spy(self, *args, **kwargs):
+        started.append(kwargs.get("dtype"))
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(VLLMEngine, "__init__", spy)
+    run = tmp_path / "run"
+    train(_train_cfg(tiny_model_dir, run, "model.compute_dtype=bfloat16"), show_progress=False)
+    assert started == ["bfloat16"]
+    metrics = _metrics(run)
+    assert [m["step"] for m in metrics] == [1, 2, 3]
+    assert all(1e-4 < m["rollout/logprob_diff"] < 0.1 for m in metrics), [m["rollout/logprob_diff"] for m in metrics]
+    saved = load_file(str(run / "checkpoints" / "step-3" / "model.safetensors"))
+    assert all(t.dtype == torch.float32 for t in saved.values())
+
+
 def test_agreement_probe_stops_a_run_whose_sync_was_skipped(tiny_model_dir, tmp_path, monkeypatch):
     from grpo.trainer import train
 

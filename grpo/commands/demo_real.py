@@ -53,7 +53,8 @@ def _eval(model: str | Path, task: str, cfg: TrainConfig, heldout: int, out: Pat
                               stop=cfg.rollout.stop if cfg.eval.stop is None else cfg.eval.stop)
     return run_eval(str(model), task, n=EVAL_N, ks=f"1,{EVAL_N}", split=cfg.eval.split, limit=heldout,
                     output=str(out), sampling=sampling, seed=1234, engine=cfg.rollout.engine,
-                    batch_size=cfg.rollout.batch_size, threads=cfg.threads, show_progress=show_progress)
+                    batch_size=cfg.rollout.batch_size, dtype=cfg.model.dtype, compute_dtype=cfg.model.compute_dtype,
+                    threads=cfg.threads, show_progress=show_progress)
 
 
 def _metric(summary: dict[str, Any], name: str) -> tuple[float, list[float] | None]:

@@ -106,6 +106,9 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
                         "models of >= 30M parameters, else hf)")
     p.add_argument("--batch-size", type=int, default=64, help="sequences generated at once by the hf engine")
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
+    p.add_argument("--compute-dtype", choices=["auto", "float32", "bfloat16"], default="auto",
+                   help="as model.compute_dtype in training (default auto: bfloat16 matrix products over float32 "
+                        "weights for models of >= 30M parameters on hardware with native bfloat16)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -114,7 +117,7 @@ def run_eval(model: str, task_name: str, *, n: int = DEFAULT_N, ks: str | None =
              limit: int | None = None, output: str | None = None, sampling: SamplingParams | None = None,
              chat_template: bool | None = None, verifier: str | None = None, timeout_s: float | None = None,
              seed: int = 0, bootstrap: int = 1000, engine: str = "auto", batch_size: int = 64,
-             dtype: str = "float32", threads: int = 0, show_progress: bool = True,
+             dtype: str = "float32", compute_dtype: str = "auto", threads: int = 0, show_progress: bool = True,
              log: TextIO | None = None) -> dict[str, Any]:
     """Evaluate ``model`` on ``task_name``; writes the reports and returns the summary document."""
     log = log if log is not None else sys.stderr  # read at call time: a captured stderr may have been swapped since import
@@ -158,7 +161,7 @@ def run_eval(model: str, task_name: str, *, n: int = DEFAULT_N, ks: str | None =
     out_dir = Path(output) if output else default_output_dir(model, model_path, task.name, split)
     print(f"rlvr eval: {task.name} ({split}), {len(rows)} problems x {n} samples; model {model_path}", file=log)
     t0 = time.perf_counter()
-    model_cfg = ModelConfig(path=model_path, dtype=dtype)
+    model_cfg = ModelConfig(path=model_path, dtype=dtype, compute_dtype=compute_dtype)
     tokenizer = load_tokenizer(model_cfg)
     # evaluation owns the machine: vLLM takes most of the GPU and never sleeps
     rollout = RolloutConfig(engine=engine, batch_size=batch_size, gpu_memory_utilization=0.85, vllm_sleep_level=0)
@@ -217,4 +220,5 @@ def run_from_args(args: argparse.Namespace) -> None:
     run_eval(args.model, args.task, n=args.n, ks=args.k, split=args.split, limit=args.limit, output=args.output,
              sampling=sampling, chat_template=args.chat_template, verifier=args.verifier, timeout_s=args.timeout,
              seed=args.seed, bootstrap=args.bootstrap, engine=args.engine, batch_size=args.batch_size,
-             dtype=args.dtype, threads=args.threads, show_progress=not args.no_progress)
+             dtype=args.dtype, compute_dtype=args.compute_dtype, threads=args.threads,
+             show_progress=not args.no_progress)

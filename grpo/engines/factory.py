@@ -3,6 +3,8 @@ the one that hands it the policy's weights (``sync_weights``)."""
 
 from __future__ import annotations
 
+import torch
+
 from grpo.config import ConfigError, ModelConfig, RolloutConfig
 from grpo.engines.base import RolloutEngine, vllm_available
 
@@ -47,7 +49,8 @@ def build_engine(rollout: RolloutConfig, model_cfg: ModelConfig, tokenizer, *, m
     vLLM server mode is sent its weights). Without one (evaluation), the HF engine loads
     ``model_cfg`` itself and vLLM loads the model folder.
     """
-    from grpo.models import load_policy, resolve_model_path
+    from grpo.models import compute_dtype, load_policy, resolve_model_path
+    from grpo.precision import compute_dtype_of
 
     name = engine_name(rollout, model_cfg)
     if name == "hf":  # colocated: samples with the policy module itself
@@ -74,7 +77,11 @@ def build_engine(rollout: RolloutConfig, model_cfg: ModelConfig, tokenizer, *, m
         raise ConfigError(f"model.path {model_cfg.path!r} is a .gguf file, which the vLLM engine does not load: "
                           f"convert it once with `rlvr convert --gguf {model_cfg.path} --output DIR` and set "
                           "model.path=DIR, or use rollout.engine=hf")
-    return VLLMEngine(resolve_model_path(model_cfg.path), tokenizer, dtype=model_cfg.dtype, seed=seed,
+    # mixed precision samples in its compute dtype too (the weights sync from float32, cast on load)
+    compute = compute_dtype_of(model) if model is not None else compute_dtype(
+        model_cfg, estimated_parameters(resolve_model_path(model_cfg.path), model_cfg.trust_remote_code))
+    dtype = "bfloat16" if compute == torch.bfloat16 else model_cfg.dtype
+    return VLLMEngine(resolve_model_path(model_cfg.path), tokenizer, dtype=dtype, seed=seed,
                       gpu_memory_utilization=rollout.gpu_memory_utilization, sleep_level=rollout.vllm_sleep_level,
                       cpu_kv_cache_gb=rollout.cpu_kv_cache_gb, sync_timeout_s=rollout.sync_timeout_s,
                       trust_remote_code=model_cfg.trust_remote_code)

@@ -19,6 +19,7 @@ from transformers.generation.stopping_criteria import EosTokenCriteria, StopStri
 from grpo.distributed import gathered_for_generation
 from grpo.engines.base import Completions, SamplingParams, WeightSyncError
 from grpo.lora import is_peft_model, plain_named_parameters
+from grpo.precision import compute_autocast
 
 
 class _WarpAndRecord(LogitsProcessor):
@@ -159,7 +160,7 @@ class HFEngine:
         was_training = self.model.training
         self.model.eval()
         try:
-            with gathered_for_generation(self.model):
+            with gathered_for_generation(self.model), compute_autocast(self.model):
                 for start in range(0, len(requests), self.batch_size):
                     self._generate_chunk(requests[start : start + self.batch_size], sampling, out)
         finally:
