@@ -61,7 +61,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.compute_dtype == "bfloat16" and self.dtype != "float32":
-            raise ConfigError(f"config field 'model.compute_dtype' = 'bfloat16' mixes precision over float32 weights, "
+            raise ConfigError(f"config field 'compute_dtype' = 'bfloat16' mixes precision over float32 weights, "
                               f"but model.dtype = {self.dtype!r} already computes in {self.dtype}: set "
                               "model.compute_dtype=auto, or model.dtype=float32 to keep float32 weights")
         if self.lora is not None and not _peft_installed():

@@ -1,10 +1,12 @@
 """Mixed precision: a float32 model whose matrix products run in bfloat16 (autocast), the weights, the
 optimizer and the gradients staying float32 (what TRL's ``bf16=True`` and OpenRLHF's ``--bf16`` do).
 
-``model.compute_dtype`` chooses it: ``bfloat16`` on, ``float32`` off, ``auto`` on where it pays, i.e. a
-model of at least ``AUTO_MIN_PARAMS`` parameters (there the step is matrix products, which bfloat16 runs
-4-5x faster on a CPU with AMX; a tiny model's step is per-operation overhead, which it would not cut)
-on hardware with native bfloat16 (a CPU with AMX or AVX512-BF16, or a CUDA GPU that supports it).
+``model.compute_dtype`` chooses it: ``bfloat16`` on, ``float32`` off, ``auto`` on for a model of at least
+``AUTO_MIN_PARAMS`` parameters on hardware with native bfloat16 (a CPU with AMX or AVX512-BF16, or a CUDA
+GPU that supports it). There the step is mostly matrix products, which bfloat16 runs about 2x (AVX512-BF16)
+to 4-5x (AMX) faster. Smaller models stay float32 under ``auto``: they are the toy models of the tests and
+demos, whose exactness checks and published figures are float32 (bfloat16 speeds them too, by about a
+quarter of the update; ``bench/RESULTS.md``).
 
 The LM head stays in float32: the log-probs of the sampled tokens, and so the PPO ratio and the
 sampler-trainer agreement probe, keep float32 precision in their last matrix product (bfloat16 logits
@@ -19,8 +21,8 @@ from typing import Iterator
 
 import torch
 
-# below this, a step is dominated by per-operation overhead rather than matrix products (same line as
-# the rollout engine's auto choice)
+# auto's line between toy models (float32: exact, as the tests and demos expect) and real ones (the same
+# line as the rollout engine's auto choice)
 AUTO_MIN_PARAMS = 30_000_000
 
 

@@ -46,8 +46,14 @@ def test_bfloat16_compute_where_it_would_be_emulated_is_refused(tiny_model_dir, 
 
 
 def test_bfloat16_compute_over_bfloat16_weights_is_refused_at_load():
-    with pytest.raises(ConfigError, match=r"'model.compute_dtype' = 'bfloat16'.*model.dtype = 'bfloat16'"):
+    with pytest.raises(ConfigError, match=r"'compute_dtype' = 'bfloat16'.*model.dtype = 'bfloat16'"):
         ModelConfig(dtype="bfloat16", compute_dtype="bfloat16")
+    with pytest.raises(ConfigError, match=r"^config field 'model.compute_dtype' = 'bfloat16'"):  # named once
+        load_config(TrainConfig, None, ["model.dtype=bfloat16", "model.compute_dtype=bfloat16"])
+    from grpo.commands.eval import run_eval
+
+    with pytest.raises(ConfigError, match="--compute-dtype bfloat16 .* --dtype float32"):
+        run_eval("unused", "arithmetic", dtype="bfloat16", compute_dtype="bfloat16")
     with pytest.raises(ConfigError, match="compute_dtype"):
         load_config(TrainConfig, None, ["model.compute_dtype=bf16"])
 

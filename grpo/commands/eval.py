@@ -126,6 +126,9 @@ def run_eval(model: str, task_name: str, *, n: int = DEFAULT_N, ks: str | None =
 
     if n < 1:
         raise ConfigError(f"--n {n}: must be >= 1")
+    if compute_dtype == "bfloat16" and dtype != "float32":
+        raise ConfigError(f"--compute-dtype bfloat16 mixes precision over float32 weights, but --dtype {dtype} "
+                          "already computes in it: drop --compute-dtype, or use --dtype float32")
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit {limit}: must be >= 1")
     k_values = parse_ks(ks, n)
