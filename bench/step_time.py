@@ -11,6 +11,7 @@ the full ``--max-new-tokens`` every time, so every step does the same work), or
 use SmolLM2-135M-Instruct (``rlvr convert --smollm2 --output DIR``).
 
     --dtype bfloat16             train (and sample) in bf16
+    --set model.compute_dtype=float32   no mixed precision (auto: bf16 compute for models of >= 30M parameters)
     --lora                       LoRA r=16 on q/k/v/o projections instead of full fine-tuning
     --gradient-checkpointing     recompute activations in the backward pass
 

@@ -10,6 +10,14 @@ from typing import Any, Mapping, TextIO
 LOG_EVERY_STEPS = 10  # without a progress bar: one line per this many steps (and the first and last)
 
 
+def precision_label(param_dtype: str, compute_dtype: Any) -> str:
+    """``float32``, or ``float32 weights, bfloat16 compute`` under mixed precision (``compute_dtype``: a
+    torch dtype or its name, None for none)."""
+    if compute_dtype is None:
+        return param_dtype
+    return f"{param_dtype} weights, {str(compute_dtype).removeprefix('torch.')} compute"
+
+
 def engine_label(engine: Any) -> str:
     """``hf``, ``vllm (colocated)`` or ``vllm server at URL``."""
     name = type(engine).__name__
@@ -31,12 +39,11 @@ class Console:
         print(text, file=self.out, flush=True)
 
     def banner(self, cfg: Any, task: Any, engine: str, train_rows: int, heldout: int, start_step: int,
-               checkpoint: Path | None, compute_dtype: str | None = None) -> None:
+               checkpoint: Path | None, compute_dtype: Any = None) -> None:
         algo = cfg.algo
         lines = [
             f"rlvr train: {cfg.output_dir}",
-            f"  model     {cfg.model.path} ({cfg.model.dtype}"
-            + (f" weights, {compute_dtype} compute)" if compute_dtype else ")")
+            f"  model     {cfg.model.path} ({precision_label(cfg.model.dtype, compute_dtype)})"
             + (f", resumed from step {start_step} ({checkpoint})" if checkpoint is not None else ""),
             f"  task      {task.name}: {train_rows} training problems"
             + (f", {heldout} held-out ({cfg.eval.split}) evaluated" if heldout else ", no held-out evaluation"),

@@ -41,7 +41,7 @@ from grpo import distributed
 from grpo.checkpoint import (SHARDED_DIR, latest_checkpoint, load_trainer_state, rng_state, save_checkpoint,
                              save_sharded_checkpoint, set_rng_state, sharded_state_of)
 from grpo.config import ConfigError, PPOConfig, to_dict
-from grpo.console import Console
+from grpo.console import Console, precision_label
 from grpo.critic import FolderInfo, ValueModel, check_compatible, inspect_folder, load_critic, model_vocab_size
 from grpo.engines.base import Completions, RolloutEngine, SamplingParams
 from grpo.engines.factory import build_engine, sync_weights
@@ -52,6 +52,7 @@ from grpo.optim import make_optimizer
 from grpo.plots import write_plots, write_ppo_plots
 from grpo.ppo_step import (Models, gather_rollout, ppo_update, proxy_and_gold, rm_scores, rollout_metrics,
                            rollout_view, score_samples, stop_if_not_finite)
+from grpo.precision import compute_dtype_of
 from grpo.reward_model import RewardStats, load_reward_model, load_reward_stats
 from grpo.rlhf_losses import (gae, kl_controller_from_state_dict, kl_penalized_rewards, kl_penalty, make_kl_controller,
                               whiten)
@@ -303,7 +304,7 @@ def _ppo_loop(cfg: PPOConfig, run_dir: Path, checkpoint: Path | None, sharded: P
         ([f"{cfg.reward.reward_model.weight} x reward model {cfg.reward.reward_model.path}"]
          if models.reward_model is not None else [])
         + ([f"{cfg.reward.verifier_weight} x verifier {verifier.name}"] if cfg.reward.verifier_weight > 0 else []))
-    distributed.print_main(f"rlvr ppo: {run_dir}\n  policy    {policy_cfg.path} ({cfg.model.dtype})\n  reward    {reward_desc}; "
+    distributed.print_main(f"rlvr ppo: {run_dir}\n  policy    {policy_cfg.path} ({precision_label(cfg.model.dtype, compute_dtype_of(distributed.unwrap(models.policy)))})\n  reward    {reward_desc}; "
           f"gold: verifier {eval_verifier.name}\n  critic    {models.critic_source}\n  batch     {P} prompts x {G} "
           f"samples, {algo.ppo_epochs} epochs of mini-batches of {algo.mini_batch_size}, {cfg.steps} steps"
           + (f" (the first {algo.critic_warmup_steps} train only the critic)" if algo.critic_warmup_steps else "")

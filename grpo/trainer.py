@@ -490,9 +490,8 @@ def _train_loop(cfg: TrainConfig, run_dir: Path, checkpoint: Path | None, sharde
     # held-out samples: split over ranks, seeded per problem (so evaluation, too, is the same on any number of ranks)
     eval_engine = distributed.ShardedEngine(engine) if per_prompt else engine
     console = Console(show_progress and info.is_main, out=None if info.is_main else open(os.devnull, "w"))
-    compute = compute_dtype_of(policy)
     console.banner(cfg, task, engine_label(engine), len(train_rows), len(heldout), start_step, checkpoint,
-                   str(compute).removeprefix("torch.") if compute is not None else None)
+                   compute_dtype_of(policy))
 
     saved_step = start_step
     unverifiable_streak = 0

@@ -154,10 +154,11 @@ def _train(model_dir, run: Path, compute_dtype: str) -> list[dict]:
 
 
 @needs_bf16
-def test_training_in_mixed_precision_keeps_float32_weights_and_the_probe(tiny_model_dir, tmp_path):
+def test_training_in_mixed_precision_keeps_float32_weights_and_the_probe(tiny_model_dir, tmp_path, capsys):
     from transformers import AutoModelForCausalLM
 
     metrics = _train(tiny_model_dir, tmp_path / "mixed", "bfloat16")
+    assert "(float32 weights, bfloat16 compute)" in capsys.readouterr().err  # the banner says so
     _train(tiny_model_dir, tmp_path / "plain", "float32")
     assert [m["step"] for m in metrics] == [1, 2]
     assert all(m["rollout/logprob_diff"] < 0.1 for m in metrics), [m["rollout/logprob_diff"] for m in metrics]
