@@ -304,7 +304,8 @@ def _ppo_loop(cfg: PPOConfig, run_dir: Path, checkpoint: Path | None, sharded: P
         ([f"{cfg.reward.reward_model.weight} x reward model {cfg.reward.reward_model.path}"]
          if models.reward_model is not None else [])
         + ([f"{cfg.reward.verifier_weight} x verifier {verifier.name}"] if cfg.reward.verifier_weight > 0 else []))
-    distributed.print_main(f"rlvr ppo: {run_dir}\n  policy    {policy_cfg.path} ({precision_label(cfg.model.dtype, compute_dtype_of(distributed.unwrap(models.policy)))})\n  reward    {reward_desc}; "
+    precision = precision_label(cfg.model.dtype, compute_dtype_of(distributed.unwrap(models.policy)))
+    distributed.print_main(f"rlvr ppo: {run_dir}\n  policy    {policy_cfg.path} ({precision})\n  reward    {reward_desc}; "
           f"gold: verifier {eval_verifier.name}\n  critic    {models.critic_source}\n  batch     {P} prompts x {G} "
           f"samples, {algo.ppo_epochs} epochs of mini-batches of {algo.mini_batch_size}, {cfg.steps} steps"
           + (f" (the first {algo.critic_warmup_steps} train only the critic)" if algo.critic_warmup_steps else "")

@@ -652,20 +652,23 @@ def start_run_folder(run_dir: Path, lock: RunLock, cfg: Any, checkpoint: Path | 
         record_resume(run_dir, int(load_trainer_state(checkpoint)["step"]), changes)
 
 
+def resume_command(run_dir: Path, command: str) -> str:
+    """The command line that continues the run in ``run_dir`` (with torchrun over several processes)."""
+    return f"{distributed.world_size_note()} {command} --config {run_dir}/config.yaml --resume"
+
+
 def continue_note(run_dir: Path, command: str = "train") -> str:
-    """Where the run stands and the command that continues it (with torchrun over several processes)."""
+    """Where the run stands and the command that continues it."""
     newest = latest_checkpoint(run_dir)
     if newest is None:
         return "No checkpoint yet: start it again"
-    return (f"Newest checkpoint {newest}; continue with: {distributed.world_size_note()} {command} --config "
-            f"{run_dir}/config.yaml --resume")
+    return f"Newest checkpoint {newest}; continue with: {resume_command(run_dir, command)}"
 
 
 def stopped_message(run_dir: Path, step: int, command: str = "train") -> str:
     newest = latest_checkpoint(run_dir)
     where = f"newest checkpoint {newest}" if newest is not None else "no checkpoint yet"
-    again = (f"{distributed.world_size_note()} {command} --config {run_dir}/config.yaml --resume"
-             if newest is not None else "start it again")
+    again = resume_command(run_dir, command) if newest is not None else "start it again"
     return f"rlvr {command}: stopped after step {step}; {where}; continue with: {again}"
 
 
