@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from grpo.attention import use_cpu_gqa_attention
 from grpo.checkpoint import latest_checkpoint
 from grpo.config import ConfigError, ModelConfig
 from grpo.lora import AdaptersDisabled, adapter_base_path, apply_lora, attach_adapter, is_adapter_folder, is_peft_model
@@ -101,6 +102,7 @@ def load_policy(cfg: ModelConfig):
         tokenizer = load_tokenizer(cfg)
         resolved = resolve_model_path(cfg.path)
         model = _load_base(adapter_base_path(resolved) if is_adapter_folder(resolved) else resolved, cfg)
+    use_cpu_gqa_attention(model)  # before any adapters wrap it; the same outputs, fewer copies on the CPU
     if is_adapter_folder(resolved):
         model = attach_adapter(model, resolved, cfg.lora)
     elif cfg.lora is not None:
