@@ -99,3 +99,35 @@ def test_a_saved_model_does_not_record_the_switch(tmp_path):
     reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "saved")  # a plain transformers load elsewhere
     assert reloaded.config._attn_implementation == "sdpa"
     assert "attn" not in "".join(json.loads((tmp_path / "saved" / "config.json").read_text()))
+
+
+def test_a_lora_policy_and_its_reference_keep_it(tmp_path, monkeypatch):
+    from grpo.config import LoraConfig
+    from grpo.models import reference_policy
+
+    folder = _save(tmp_path, "qwen2", kv_heads=2)
+    stock = AutoModelForCausalLM.from_pretrained(folder)
+    ids, mask = _padded_batch()
+    expected = stock(input_ids=ids, attention_mask=mask).logits
+    cfg = ModelConfig(path=str(folder), lora=LoraConfig(r=4, alpha=8.0))
+    model, _ = load_policy(cfg)
+    assert model.get_base_model().config._attn_implementation == NAME
+    _forbid_repeat_kv(monkeypatch)
+    # fresh adapters start at B = 0, so the LoRA policy, and its reference (the adapters off), compute the base model
+    assert torch.equal(model(input_ids=ids, attention_mask=mask).logits, expected)
+    assert torch.equal(reference_policy(model, cfg)(input_ids=ids, attention_mask=mask).logits, expected)
+
+
+def test_only_masked_cpu_calls_without_extras_skip_sdpa():
+    from grpo.attention import _ungrouped_applies
+
+    layer = torch.nn.Module()
+    layer.num_key_value_groups = 2
+    q, mask = torch.zeros(1, 4, 3, 8), torch.ones(1, 1, 3, 3, dtype=torch.bool)
+    assert _ungrouped_applies(layer, q, mask, {})
+    assert not _ungrouped_applies(layer, q.to("meta"), mask, {})  # off the CPU: sdpa as it is (CUDA: math kernel)
+    assert not _ungrouped_applies(layer, q, None, {})  # no mask: sdpa already passes the heads grouped
+    assert not _ungrouped_applies(layer, q, mask, {"position_bias": torch.zeros(1)})
+    assert not _ungrouped_applies(layer, q, mask, {"output_attentions": True})
+    layer.num_key_value_groups = 1
+    assert not _ungrouped_applies(layer, q, mask, {})
