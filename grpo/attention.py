@@ -7,7 +7,7 @@ first copies each KV head ``num_attention_heads / num_key_value_heads`` times (`
 decoding that copies the whole KV cache at every new token, in every layer: on 2 CPU cores a third of
 sampling 64 x 64 tokens from a 2M-parameter model went there (bench/RESULTS.md). PyTorch's CPU kernel
 takes a mask and ``enable_gqa`` together and computes the same numbers (bit for bit in the forward pass;
-gradients to rounding), so on the CPU this attention passes the heads ungrouped. Anywhere else, or for a
+gradients to rounding), so on the CPU this attention passes the KV heads as they are. Anywhere else, or for a
 call it was not written for, it is Hugging Face's ``sdpa`` unchanged (on CUDA a mask with ``enable_gqa``
 falls back to the slow math kernel).
 """
@@ -23,10 +23,10 @@ def cpu_gqa_sdpa(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor
                  attention_mask: torch.Tensor | None, dropout: float = 0.0, scaling: float | None = None,
                  is_causal: bool | None = None, **kwargs) -> tuple[torch.Tensor, None]:
     """An attention function of Hugging Face's ``AttentionInterface``: ``sdpa``, with masked grouped-query
-    attention on the CPU computed without repeating the KV heads."""
+    attention on the CPU computed without repeating the KV heads (``enable_gqa``)."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    if _ungrouped_applies(module, query, attention_mask, kwargs):
+    if _takes_this_call(module, query, attention_mask, kwargs):
         out = torch.nn.functional.scaled_dot_product_attention(
             query, key, value, attn_mask=attention_mask, dropout_p=dropout, scale=scaling, enable_gqa=True)
         return out.transpose(1, 2).contiguous(), None  # (B, q, heads, head_dim), as sdpa returns it
@@ -34,7 +34,7 @@ def cpu_gqa_sdpa(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor
                                   is_causal=is_causal, **kwargs)
 
 
-def _ungrouped_applies(module, query: torch.Tensor, attention_mask, kwargs: dict) -> bool:
+def _takes_this_call(module, query: torch.Tensor, attention_mask, kwargs: dict) -> bool:
     """The one case this function computes itself: a masked call (where ``sdpa`` would repeat the KV heads)
     of a grouped-query layer on the CPU, with none of ``sdpa``'s extras (a position bias, a paged cache,
     attention weights asked for). Without a mask ``sdpa`` already passes the heads grouped."""

@@ -119,15 +119,15 @@ def test_a_lora_policy_and_its_reference_keep_it(tmp_path, monkeypatch):
 
 
 def test_only_masked_cpu_calls_without_extras_skip_sdpa():
-    from grpo.attention import _ungrouped_applies
+    from grpo.attention import _takes_this_call
 
     layer = torch.nn.Module()
     layer.num_key_value_groups = 2
     q, mask = torch.zeros(1, 4, 3, 8), torch.ones(1, 1, 3, 3, dtype=torch.bool)
-    assert _ungrouped_applies(layer, q, mask, {})
-    assert not _ungrouped_applies(layer, q.to("meta"), mask, {})  # off the CPU: sdpa as it is (CUDA: math kernel)
-    assert not _ungrouped_applies(layer, q, None, {})  # no mask: sdpa already passes the heads grouped
-    assert not _ungrouped_applies(layer, q, mask, {"position_bias": torch.zeros(1)})
-    assert not _ungrouped_applies(layer, q, mask, {"output_attentions": True})
+    assert _takes_this_call(layer, q, mask, {})
+    assert not _takes_this_call(layer, q.to("meta"), mask, {})  # off the CPU: sdpa as it is (CUDA: math kernel)
+    assert not _takes_this_call(layer, q, None, {})  # no mask: sdpa already passes the heads grouped
+    assert not _takes_this_call(layer, q, mask, {"position_bias": torch.zeros(1)})
+    assert not _takes_this_call(layer, q, mask, {"output_attentions": True})
     layer.num_key_value_groups = 1
-    assert not _ungrouped_applies(layer, q, mask, {})
+    assert not _takes_this_call(layer, q, mask, {})
