@@ -4,8 +4,9 @@ Hugging Face's ``sdpa`` attention hands a grouped-query model's keys and values 
 ``scaled_dot_product_attention`` with the native grouping (``enable_gqa``) only when there is no attention
 mask; with one (left-padded prompts, a batch of completions of different lengths: every GRPO batch), it
 first copies each KV head ``num_attention_heads / num_key_value_heads`` times (``repeat_kv``). In
-decoding that copies the whole KV cache at every new token, in every layer: on 2 CPU cores a third of
-sampling 64 x 64 tokens from a 2M-parameter model went there (bench/RESULTS.md). PyTorch's CPU kernel
+decoding that copies the whole KV cache at every new token, in every layer: on 2 CPU cores, sampling
+64 x 64 tokens from a 2M-parameter model took 0.58-0.69 s with the copies, 0.48-0.51 s without
+(bench/RESULTS.md). PyTorch's CPU kernel
 takes a mask and ``enable_gqa`` together and computes the same numbers (bit for bit in the forward pass;
 gradients to rounding), so on the CPU this attention passes the KV heads as they are. Anywhere else, or for a
 call it was not written for, it is Hugging Face's ``sdpa`` unchanged (on CUDA a mask with ``enable_gqa``
@@ -24,12 +25,12 @@ def cpu_gqa_sdpa(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor
                  is_causal: bool | None = None, **kwargs) -> tuple[torch.Tensor, None]:
     """An attention function of Hugging Face's ``AttentionInterface``: ``sdpa``, with masked grouped-query
     attention on the CPU computed without repeating the KV heads (``enable_gqa``)."""
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
     if _takes_this_call(module, query, attention_mask, kwargs):
         out = torch.nn.functional.scaled_dot_product_attention(
             query, key, value, attn_mask=attention_mask, dropout_p=dropout, scale=scaling, enable_gqa=True)
         return out.transpose(1, 2).contiguous(), None  # (B, q, heads, head_dim), as sdpa returns it
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
     return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                   is_causal=is_causal, **kwargs)
 
