@@ -6,11 +6,10 @@ mask; with one (left-padded prompts, a batch of completions of different lengths
 first copies each KV head ``num_attention_heads / num_key_value_heads`` times (``repeat_kv``). In
 decoding that copies the whole KV cache at every new token, in every layer: on 2 CPU cores, sampling
 64 x 64 tokens from a 2M-parameter model took 0.58-0.69 s with the copies, 0.48-0.51 s without
-(bench/RESULTS.md). PyTorch's CPU kernel
-takes a mask and ``enable_gqa`` together and computes the same numbers (bit for bit in the forward pass;
-gradients to rounding), so on the CPU this attention passes the KV heads as they are. Anywhere else, or for a
-call it was not written for, it is Hugging Face's ``sdpa`` unchanged (on CUDA a mask with ``enable_gqa``
-falls back to the slow math kernel).
+(bench/RESULTS.md). PyTorch's CPU kernel takes a mask and ``enable_gqa`` together and computes the same
+numbers (bit for bit in the forward pass; gradients to rounding), so on the CPU this attention passes the
+KV heads as they are. Anywhere else, or for a call it was not written for, it is Hugging Face's ``sdpa``
+unchanged (on CUDA a mask with ``enable_gqa`` falls back to the slow math kernel).
 """
 
 from __future__ import annotations
