@@ -97,6 +97,32 @@ def test_sampling_params_validate():
         SamplingParams(max_new_tokens=0)
 
 
+def test_unseeded_draws_follow_the_distribution_from_torchs_rng():
+    """Without row seeds the warper draws too (by inverse CDF, from torch's RNG, not ``generate``'s
+    ``multinomial``): one token per row gets all the mass, the frequencies are the warped
+    probabilities, a top-p cut token never comes up, and the same torch seed draws the same tokens."""
+    from grpo.engines.hf import _WarpAndRecord
+
+    rows = 4000
+    logits = torch.tensor([[-1e9, 2.0, 0.5, -1e9, 1.0, 0.0, -0.5, -1e9]]).repeat(rows, 1)  # (B, V)
+    sampling = SamplingParams(temperature=0.5, top_p=0.9, max_new_tokens=3)
+    torch.manual_seed(0)
+    out = _WarpAndRecord(sampling)(torch.zeros((rows, 1), dtype=torch.long), logits.clone())
+    assert torch.equal(torch.isfinite(out).sum(-1), torch.ones(rows, dtype=torch.long))  # all mass on one token
+    tokens = out.argmax(-1)
+    warped = torch.softmax(torch.tensor([2.0, 1.0, 0.5, 0.0, -0.5]) / 0.5, -1)  # tokens 1, 4, 2, 5, 6
+    assert warped[0] < 0.9 <= warped[:2].sum()  # top-p 0.9 keeps tokens 1 and 4
+    probs = warped[:2] / warped[:2].sum()
+    counts = torch.bincount(tokens, minlength=8).float()
+    assert counts[[0, 2, 3, 5, 6, 7]].sum() == 0  # cut by top-p or masked by their -1e9 logits
+    for token, p in zip([1, 4], probs.tolist()):
+        sigma = (rows * p * (1 - p)) ** 0.5
+        assert abs(counts[token] - rows * p) < 4 * sigma, (token, counts[token], rows * p)
+    torch.manual_seed(0)
+    again = _WarpAndRecord(sampling)(torch.zeros((rows, 1), dtype=torch.long), logits.clone()).argmax(-1)
+    assert torch.equal(again, tokens)
+
+
 def test_seeded_draws_follow_the_distribution_and_never_pick_a_masked_token():
     """The per-row draw (each row's own uniforms, inverted through its cumulative distribution): over many
     seeds its frequencies are the warped probabilities, tokens top-k cut away never come up, and a row's
