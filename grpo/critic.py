@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from grpo.attention import use_cpu_gqa_attention
 from grpo.errors import ConfigError
 from grpo.logprobs import PackedBatch
 from grpo.models import DTYPES, quiet_transformers, resolve_model_path
@@ -120,6 +121,7 @@ def load_critic(info: FolderInfo, field: str, dtype: str = "float32", trust_remo
     """``(critic, fresh_head)``: the value model from a reward model / critic folder (its head kept) or from a
     policy folder (``fresh_head`` True: the head, absent there, is set to zero)."""
     model, loading = _load(info.path, field, dtype, trust_remote_code)
+    use_cpu_gqa_attention(model)  # the same values, without copying a GQA model's KV heads on the CPU
     head = head_of(model)
     fresh = f"{VALUE_HEAD}.weight" in loading["missing_keys"]
     if fresh:

@@ -24,6 +24,7 @@ from typing import Sequence
 
 import torch
 
+from grpo.attention import use_cpu_gqa_attention
 from grpo.config import ConfigError, ModelConfig
 
 REWARD_STATS_FILE = "reward_stats.json"
@@ -148,6 +149,7 @@ def load_reward_model(path: str, dtype: str = "float32", trust_remote_code: bool
     _check_reward_config(config, f"reward model {path!r}")
     model = AutoModelForSequenceClassification.from_pretrained(resolved, dtype=DTYPES[dtype],
                                                                trust_remote_code=trust_remote_code)
+    use_cpu_gqa_attention(model)  # the same scores, without copying a GQA model's KV heads on the CPU
     tokenizer = load_tokenizer(ModelConfig(path=resolved, dtype=dtype, trust_remote_code=trust_remote_code))
     return model.eval(), tokenizer
 
@@ -179,6 +181,7 @@ def init_reward_model(cfg: ModelConfig):
             resolved, num_labels=1, dtype=DTYPES[cfg.dtype], trust_remote_code=cfg.trust_remote_code)
     except ValueError as exc:  # an architecture without a sequence-classification variant
         raise ConfigError(f"model.path {cfg.path!r}: no sequence-classification model for it ({exc})") from exc
+    use_cpu_gqa_attention(model)
     model.config.pad_token_id = tokenizer.pad_token_id
     if hasattr(model.config, "get_text_config"):
         model.config.get_text_config().pad_token_id = tokenizer.pad_token_id

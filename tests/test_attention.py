@@ -131,3 +131,35 @@ def test_only_masked_cpu_calls_without_extras_skip_sdpa():
     assert not _takes_this_call(layer, q, mask, {"output_attentions": True})
     layer.num_key_value_groups = 1
     assert not _takes_this_call(layer, q, mask, {})
+
+
+def test_reward_models_and_critics_score_as_sdpa_without_repeating_heads(tmp_path, monkeypatch):
+    """The sequence classifiers of the RLHF path (a reward model to train, a trained one loaded to score, a
+    critic) get the same attention: their scores are stock sdpa's bit for bit on a right-padded batch, with
+    the KV heads never repeated, and a saved reward model records nothing of it."""
+    from transformers import AutoModelForSequenceClassification
+
+    from grpo.critic import inspect_folder, load_critic
+    from grpo.reward_model import init_reward_model, load_reward_model
+
+    folder = _save(tmp_path, "qwen2", kv_heads=2)
+    ids, mask = _padded_batch()
+    ids, mask = ids.flip(1), mask.flip(1)  # right padding, as reward models score
+    fresh, _ = init_reward_model(ModelConfig(path=str(folder)))
+    assert fresh.config._attn_implementation == NAME
+    with torch.no_grad():
+        fresh.score.weight.normal_()
+    fresh.save_pretrained(tmp_path / "rm")
+    assert NAME not in (tmp_path / "rm" / "config.json").read_text()
+    stock = AutoModelForSequenceClassification.from_pretrained(tmp_path / "rm")
+    assert stock.config._attn_implementation == "sdpa"
+    expected = stock(input_ids=ids, attention_mask=mask).logits
+
+    _forbid_repeat_kv(monkeypatch)
+    assert torch.equal(fresh(input_ids=ids, attention_mask=mask).logits, expected)
+    trained, _ = load_reward_model(str(tmp_path / "rm"))
+    assert trained.config._attn_implementation == NAME
+    assert torch.equal(trained(input_ids=ids, attention_mask=mask).logits, expected)
+    critic, was_fresh = load_critic(inspect_folder(str(tmp_path / "rm"), "ppo.critic"), "ppo.critic")
+    assert not was_fresh and critic.config._attn_implementation == NAME
+    assert torch.equal(critic(input_ids=ids, attention_mask=mask).logits, expected)
