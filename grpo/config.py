@@ -53,7 +53,7 @@ def _peft_installed() -> bool:
 class ModelConfig:
     path: str = "runs/demo/base"  # a local model folder, a run folder (its newest checkpoint is used), or a hub id
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # parameter dtype of the policy
-    compute_dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # bfloat16: matrix products in bf16 over float32 weights (mixed precision); auto: bfloat16 for models of >= 30M parameters on a CPU with AMX/AVX512-BF16 or a bf16 GPU, else float32
+    compute_dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # bfloat16: matrix products in bf16 over float32 weights (mixed precision); auto: bfloat16 for models of >= 30M parameters on a CPU with AMX/AVX512-BF16 or a bf16 GPU, else float32; also the reward model's and critic's backbones (rm, ppo)
     trust_remote_code: bool = False  # allow model code from the hub (only for models you trust)
     lora: LoraConfig | None = None  # train low-rank adapters only ({r, alpha, dropout, target_modules}); null = full fine-tuning
     gradient_checkpointing: bool = False  # recompute activations in the backward pass: less memory, ~30% more update time

@@ -129,6 +129,20 @@ def compute_dtype(cfg: ModelConfig, num_params: int | None) -> torch.dtype | Non
         raise ConfigError(str(exc)) from None
 
 
+def use_classifier_compute_dtype(model: torch.nn.Module, cfg: ModelConfig) -> torch.dtype | None:
+    """``cfg.compute_dtype`` for a reward model or critic (a one-output ``*ForSequenceClassification``),
+    decided as for the policy (``auto``: bfloat16 for a model of >= 30M parameters on native hardware):
+    its backbone computes under autocast, while its score / value head, called after the backbone, stays
+    float32, so a score keeps float32 precision in its last product. Returns the dtype (None: none)."""
+    backbone = getattr(model, getattr(model, "base_model_prefix", ""), None)
+    if not isinstance(backbone, torch.nn.Module):
+        return None
+    compute = compute_dtype(cfg, sum(p.numel() for p in model.parameters()))
+    if compute is not None:
+        use_compute_dtype(backbone, compute)
+    return compute
+
+
 def _load_base(path: str, cfg: ModelConfig):
     """A plain causal LM from a folder, hub id or .gguf file."""
     from transformers import AutoModelForCausalLM

@@ -46,7 +46,7 @@ from grpo.critic import FolderInfo, ValueModel, check_compatible, inspect_folder
 from grpo.engines.base import Completions, RolloutEngine, SamplingParams
 from grpo.engines.factory import build_engine, sync_weights
 from grpo.losses import kl_k3
-from grpo.models import load_policy, setup_cpu
+from grpo.models import load_policy, setup_cpu, use_classifier_compute_dtype
 from grpo.monitor import RewardHackingMonitor, offer_best_gold, prune_checkpoints, read_best_gold, sqrt_kl
 from grpo.optim import make_optimizer
 from grpo.plots import write_plots, write_ppo_plots
@@ -145,7 +145,9 @@ def load_models(cfg: PPOConfig, policy_cfg, checkpoint: Path | None) -> Models:
                 "(same size, other tokens), so it would read the policy's token ids as other words. Fix: train the "
                 "reward model from the policy's tokenizer (`rlvr rm` with model.path set to the policy)")
         reward_model.requires_grad_(False)
+        use_classifier_compute_dtype(reward_model, cfg.model)
     critic, fresh = load_critic(critic_info, critic_field, cfg.model.dtype, cfg.model.trust_remote_code)
+    use_classifier_compute_dtype(critic, cfg.model)
     reference, _ = load_policy(cfg.model)
     reference.eval().requires_grad_(False)
     source = f"{critic_path} ({'policy backbone, fresh value head' if fresh else 'backbone and value head loaded'})"

@@ -30,7 +30,7 @@ from tqdm import tqdm
 from grpo import distributed
 from grpo.checkpoint import rng_state, save_checkpoint, save_sharded_checkpoint
 from grpo.config import ConfigError, RewardModelConfig, dump_yaml
-from grpo.models import setup_cpu
+from grpo.models import setup_cpu, use_classifier_compute_dtype
 from grpo.optim import make_optimizer
 from grpo.pair_data import BatchOrder, PairData, TokenPair, chunks, load_pair_data, refuse_existing_run
 from grpo.reward_model import RewardStats, TokenizerWithRewardStats, init_reward_model, score_sequences, \
@@ -90,6 +90,7 @@ def train_reward_model(cfg: RewardModelConfig, show_progress: bool = True) -> Pa
     run_dir = Path(cfg.output_dir)
     refuse_existing_run(run_dir)
     model, tokenizer = init_reward_model(cfg.model)
+    use_classifier_compute_dtype(model, cfg.model)
     model.train()
     data = load_pair_data(cfg.data, tokenizer, cfg.seed)
     if cfg.agreement.policy is not None:  # fail now rather than after training

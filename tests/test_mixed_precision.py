@@ -168,3 +168,91 @@ def test_training_in_mixed_precision_keeps_float32_weights_and_the_probe(tiny_mo
     # the same seed, other arithmetic: the runs part (bf16 rounding), but not far
     gaps = [(a - b).abs().max().item() for a, b in zip(mixed.parameters(), plain.parameters())]
     assert 0 < max(gaps) < 0.1, max(gaps)
+
+
+@needs_bf16
+def test_reward_models_and_critics_compute_in_bfloat16_with_float32_heads(tiny_model_dir):
+    """``model.compute_dtype`` reaches the RLHF path's sequence classifiers: the backbone's products in
+    bfloat16, the score / value head and every weight and gradient float32; ``auto`` leaves a tiny one
+    float32 (the same line as the policy's)."""
+    from grpo.critic import critic_values, head_of
+    from grpo.models import use_classifier_compute_dtype
+    from grpo.reward_model import init_reward_model
+
+    plain, _ = init_reward_model(ModelConfig(path=str(tiny_model_dir)))
+    assert use_classifier_compute_dtype(plain, ModelConfig(path=str(tiny_model_dir))) is None  # auto, tiny
+    mixed, _ = init_reward_model(ModelConfig(path=str(tiny_model_dir)))
+    mixed.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        for model in (plain, mixed):
+            head_of(model).weight.copy_(torch.linspace(-1, 1, head_of(model).weight.numel()).view_as(head_of(model).weight))
+    assert use_classifier_compute_dtype(mixed, ModelConfig(path=str(tiny_model_dir), compute_dtype="bfloat16")) is torch.bfloat16
+    batch = pack([[1, 2, 3, 4], [1, 2, 3, 4], [5, 6]], [[7, 8, 9], [7, 10], [11, 12, 13]], 0)
+    seen: dict[str, torch.dtype] = {}
+
+    def record(name):
+        def hook(module, args, out) -> None:
+            seen.setdefault(name, out.dtype)
+        return hook
+
+    q_proj = next(m for n, m in mixed.named_modules() if n.endswith("layers.0.self_attn.q_proj"))
+    handles = [q_proj.register_forward_hook(record("q_proj")), head_of(mixed).register_forward_hook(record("head"))]
+    values, final = critic_values(mixed, batch)  # the critic's path: backbone, then the head on its own
+    scores = mixed(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits  # the reward model's
+    for h in handles:
+        h.remove()
+    assert seen == {"q_proj": torch.bfloat16, "head": torch.float32}
+    assert values.dtype == scores.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
+    plain_values, _ = critic_values(plain, batch)
+    mask = batch.completion_mask.bool()
+    diff = (values - plain_values)[mask].abs()
+    assert 0 < diff.max() < 0.05, diff  # bf16 rounding in the backbone, not float32's agreement, not garbage
+    (values[mask].sum() + final.sum()).backward()
+    assert all(p.dtype == torch.float32 and p.grad.dtype == torch.float32
+               for p in mixed.parameters() if p.grad is not None)
+    assert head_of(mixed).weight.grad is not None
+
+
+@needs_bf16
+def test_ppo_and_rm_training_load_their_classifiers_in_the_compute_dtype(tiny_model_dir, tmp_path):
+    """``rlvr ppo`` gives its reward model and critic the policy's ``model.compute_dtype`` (their backbones,
+    not their heads), and ``rlvr rm`` the reward model it trains (two real steps, the model it trains
+    recorded on its way in)."""
+    from grpo.config import PPOConfig
+    from grpo.ppo import load_models
+    from ppo_support import build_reward_model
+
+    rm = build_reward_model(tmp_path / "rm", tiny_model_dir, kind="random")
+    for setting, expected in (("bfloat16", torch.bfloat16), ("auto", None)):
+        cfg = load_config(PPOConfig, None, [f"output_dir={tmp_path / 'run'}", f"model.path={tiny_model_dir}",
+                                            f"reward.reward_model.path={rm}", f"model.compute_dtype={setting}"])
+        models = load_models(cfg, cfg.model, None)
+        assert compute_dtype_of(models.policy) is expected
+        for classifier in (models.reward_model, models.critic.critic):
+            assert compute_dtype_of(classifier.model) is expected
+            assert compute_dtype_of(classifier.score) is None
+
+    import grpo.rm_train
+    from grpo.config import RewardModelConfig
+    from grpo.pairs import write_pairs
+    from pair_support import boxed_pairs
+
+    trained = []
+    real_train = grpo.rm_train._train
+
+    def recording_train(cfg, run_dir, model, *args, **kwargs):
+        trained.append(model)
+        return real_train(cfg, run_dir, model, *args, **kwargs)
+
+    pairs = write_pairs(tmp_path / "pairs.jsonl", boxed_pairs("train", 16, 0))
+    rm_cfg = load_config(RewardModelConfig, None, [
+        f"model.path={tiny_model_dir}", f"data.train={pairs}", f"output_dir={tmp_path / 'rm-run'}", "steps=2",
+        "batch_size=8", "optim.micro_batch_size=8", "eval_every=0", "model.compute_dtype=bfloat16", "threads=1"])
+    grpo.rm_train._train = recording_train
+    try:
+        grpo.rm_train.train_reward_model(rm_cfg, show_progress=False)
+    finally:
+        grpo.rm_train._train = real_train
+    (model,) = trained
+    assert compute_dtype_of(model.model) is torch.bfloat16 and compute_dtype_of(model.score) is None
+    assert all(p.dtype == torch.float32 for p in model.parameters())
