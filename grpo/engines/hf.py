@@ -80,7 +80,15 @@ class _WarpAndRecord(LogitsProcessor):
             uniform = self._uniforms[:, self._step % self._uniforms.shape[1], None]  # (B, 1)
         self._step += 1
         cdf = logprobs.exp().cumsum(-1)  # (B, V)
-        target = uniform * cdf[:, -1:]  # (B, 1)
+        total = cdf[:, -1:]  # (B, 1): 1 up to rounding
+        bad = ~(torch.isfinite(total) & (total > 0))
+        if bad.any():  # the inversion would silently pick the last token
+            row = int(bad.nonzero()[0, 0])
+            raise ValueError(f"sampling: the model's next-token scores in row {row} are NaN or infinite at new token "
+                             f"{self._step}, so there is no distribution to draw from. The policy's weights are "
+                             "probably broken (a NaN loss, too high a learning rate, an overflow in low precision): "
+                             "resume from an earlier checkpoint, or lower optim.lr")
+        target = uniform * total  # (B, 1)
         tokens = torch.searchsorted(cdf, target).clamp_max(cdf.shape[-1] - 1)  # (B, 1)
         onehot = torch.full_like(logprobs, float("-inf"))
         return onehot.scatter_(1, tokens, 0.0)  # (B, V)
