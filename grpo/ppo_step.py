@@ -29,10 +29,8 @@ from grpo.logprobs import PackedBatch, completion_logprobs, pack
 from grpo.losses import loss_normalizers, policy_loss, truncated_importance_weights
 from grpo.reward_model import RewardStats, score_sequences
 from grpo.rlhf_losses import explained_variance, value_loss
-from grpo.runfolder import RunStopped
+from grpo.runfolder import NAN_EXIT_CODE, RunStopped
 from grpo.trainer import Rollout, rewards_and_valid
-
-NAN_EXIT_CODE = 4  # a loss or reward that is not a number stopped the run
 
 
 @dataclass

@@ -119,6 +119,9 @@ def record_resume(run_dir: Path, step: int, changes: Mapping[str, tuple[Any, Any
         fh.write(json.dumps(row, default=str) + "\n")
 
 
+NAN_EXIT_CODE = 4  # a loss, gradient or reward that is not a number stopped the run
+
+
 class RunStopped(Exception):
     """The run stopped early and said why; ``exit_code`` is what the command should return."""
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import os
 import random
 import sys
@@ -40,6 +41,7 @@ from grpo.config import ConfigError, RewardConfig, TrainConfig, dump_yaml, to_di
 from grpo.console import Console, engine_label
 from grpo.engines.base import SEED_SPAN, RolloutEngine, SamplingParams, WeightSyncError
 from grpo.engines.factory import build_engine, sync_weights
+from grpo.errors import NonFiniteGradient
 from grpo.eval import evaluate, write_reports
 from grpo.logprobs import completion_logprobs, pack
 from grpo.losses import policy_loss, truncated_importance_weights
@@ -49,7 +51,7 @@ from grpo.optim import make_optimizer
 from grpo.plots import write_plots
 from grpo.precision import compute_dtype_of
 from grpo.rewards import build_verifier, shape_verdicts
-from grpo.runfolder import RunLock, RunStopped, StopSignals, record_resume, resume_changes
+from grpo.runfolder import NAN_EXIT_CODE, RunLock, RunStopped, StopSignals, record_resume, resume_changes
 from grpo.runlog import RunLog
 from tasks import Task, TaskError, get_task
 from verifiers import Verdict, VerifierSpec, get_verifier, verify_batch
@@ -284,7 +286,10 @@ def policy_update(model: torch.nn.Module, ref_model: torch.nn.Module | None, bat
                 check_logprob_agreement(stats.mean("logprob_diff"), max_logprob_diff)
         t0 = time.perf_counter()
         max_norm = cfg.optim.max_grad_norm or float("inf")
-        grad_norms.append(distributed.to_float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)))
+        grad_norm = distributed.to_float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm))
+        if not math.isfinite(grad_norm):  # the same on every rank (gradients are summed first): all stop
+            raise NonFiniteGradient(f"the gradient norm is {grad_norm}")
+        grad_norms.append(grad_norm)
         optimizer.step()
         scheduler.step()
         seconds["optimizer"] += time.perf_counter() - t0
@@ -562,9 +567,17 @@ def _train_loop(cfg: TrainConfig, run_dir: Path, checkpoint: Path | None, sharde
             t0 = time.perf_counter()
             update_metrics: dict[str, float] = {}
             if total > 0:
-                update_metrics = policy_update(model, ref_model, batch, advantages, sample_weight, cfg,
-                                               tokenizer.pad_token_id, optimizer, scheduler,
-                                               max_logprob_diff=probe_limit, timing=timing)
+                try:
+                    update_metrics = policy_update(model, ref_model, batch, advantages, sample_weight, cfg,
+                                                   tokenizer.pad_token_id, optimizer, scheduler,
+                                                   max_logprob_diff=probe_limit, timing=timing)
+                except NonFiniteGradient as exc:
+                    raise RunStopped(
+                        f"rlvr train: error: step {step}: {exc} (a NaN or infinite loss), so the run stopped before "
+                        f"the optimizer step that would have used it; this step's update is not saved. "
+                        f"{continue_note(run_dir)}. Usual causes: too high a learning rate (lower optim.lr, keep "
+                        "optim.max_grad_norm set), or rewards that are not numbers (check the verifier)",
+                        NAN_EXIT_CODE) from None
             timing["update"] = time.perf_counter() - t0
 
             # 5. sync (grpo.engines.factory.sync_weights): merged LoRA, plain names, one layer at a time over

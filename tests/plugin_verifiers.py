@@ -19,3 +19,10 @@ def odd_answers_only(completion: str, example) -> Verdict:
 def always_raises(completion: str, example) -> Verdict:
     """A plugin with a bug: every call raises, so nothing can be judged."""
     raise KeyError("final")
+
+
+def nan_on_odd_answers(completion: str, example) -> Verdict:
+    """A plugin with a bug: rows with an odd answer get a NaN reward, the others score by digit share."""
+    if int(example["answer"]) % 2 == 1:
+        return Verdict("correct", float("nan"), "a NaN reward")
+    return digit_share(completion, example)

@@ -118,3 +118,23 @@ def test_trainer_applies_the_reward_config(tiny_model_dir, tmp_path):
         if s["finish_reason"] == "length":  # 8 tokens of 8: the full punishment
             assert "overlong -1.000" in s["reason"]
     assert any(s["finish_reason"] == "length" for s in samples)
+
+
+def test_a_nan_loss_stops_before_the_optimizer_step_and_writes_no_checkpoint(tiny_model_dir, tmp_path):
+    """A NaN reward (a verifier's bug) makes the loss and gradient NaN: the run stops with exit code 4
+    naming the step, before the optimizer step, so no checkpoint of NaN weights is written (without the
+    check, step 1 saved one and step 2's sampling failed on NaN scores)."""
+    from grpo.runfolder import NAN_EXIT_CODE, RunStopped
+
+    cfg = load_config(TrainConfig, None, [
+        f"model.path={tiny_model_dir}", f"output_dir={tmp_path / 'run'}", "steps=3", "save_every=1",
+        "algo.prompts_per_step=4", "algo.group_size=4", "rollout.max_new_tokens=8", "threads=1", "rollout.engine=hf",
+        "verifier=plugin_verifiers:nan_on_odd_answers"])
+    with pytest.raises(RunStopped) as stopped:
+        train(cfg, show_progress=False)
+    assert stopped.value.exit_code == NAN_EXIT_CODE
+    message = str(stopped.value)
+    assert "step 1: the gradient norm is nan" in message and "before the optimizer step" in message
+    assert "No checkpoint yet" in message and "optim.lr" in message
+    checkpoints = tmp_path / "run" / "checkpoints"
+    assert not checkpoints.exists() or not any(checkpoints.iterdir())
