@@ -147,10 +147,11 @@ def load_models(cfg: PPOConfig, policy_cfg, checkpoint: Path | None) -> Models:
         reward_model.requires_grad_(False)
         use_classifier_compute_dtype(reward_model, cfg.model)
     critic, fresh = load_critic(critic_info, critic_field, cfg.model.dtype, cfg.model.trust_remote_code)
-    use_classifier_compute_dtype(critic, cfg.model)
+    critic_compute = use_classifier_compute_dtype(critic, cfg.model)
     reference, _ = load_policy(cfg.model)
     reference.eval().requires_grad_(False)
-    source = f"{critic_path} ({'policy backbone, fresh value head' if fresh else 'backbone and value head loaded'})"
+    source = (f"{critic_path} ({'policy backbone, fresh value head' if fresh else 'backbone and value head loaded'}; "
+              f"{precision_label(cfg.model.dtype, critic_compute)})")
     return Models(policy=policy.train(), reference=reference, critic=ValueModel(critic), reward_model=reward_model,
                   reward_stats=stats, tokenizer=tokenizer, critic_source=source)
 
@@ -303,7 +304,8 @@ def _ppo_loop(cfg: PPOConfig, run_dir: Path, checkpoint: Path | None, sharded: P
     probe_limit = cfg.rollout.max_logprob_diff if cfg.rollout.top_k == 0 and cfg.rollout.top_p == 1.0 else None
     console = Console(show_progress and info.is_main, out=None if info.is_main else open(os.devnull, "w"))
     reward_desc = " + ".join(
-        ([f"{cfg.reward.reward_model.weight} x reward model {cfg.reward.reward_model.path}"]
+        ([f"{cfg.reward.reward_model.weight} x reward model {cfg.reward.reward_model.path} ("
+          f"{precision_label(cfg.model.dtype, compute_dtype_of(models.reward_model.base_model))})"]
          if models.reward_model is not None else [])
         + ([f"{cfg.reward.verifier_weight} x verifier {verifier.name}"] if cfg.reward.verifier_weight > 0 else []))
     precision = precision_label(cfg.model.dtype, compute_dtype_of(distributed.unwrap(models.policy)))

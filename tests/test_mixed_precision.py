@@ -231,6 +231,8 @@ def test_ppo_and_rm_training_load_their_classifiers_in_the_compute_dtype(tiny_mo
         for classifier in (models.reward_model, models.critic.critic):
             assert compute_dtype_of(classifier.model) is expected
             assert compute_dtype_of(classifier.score) is None
+        # what the run's header prints for the critic
+        assert models.critic_source.endswith("float32 weights, bfloat16 compute)" if expected else "; float32)")
 
     import grpo.rm_train
     from grpo.config import RewardModelConfig
