@@ -214,7 +214,7 @@ def test_reward_models_and_critics_compute_in_bfloat16_with_float32_heads(tiny_m
 
 
 @needs_bf16
-def test_ppo_and_rm_training_load_their_classifiers_in_the_compute_dtype(tiny_model_dir, tmp_path):
+def test_ppo_and_rm_training_load_their_classifiers_in_the_compute_dtype(tiny_model_dir, tmp_path, monkeypatch):
     """``rlvr ppo`` gives its reward model and critic the policy's ``model.compute_dtype`` (their backbones,
     not their heads), and ``rlvr rm`` the reward model it trains (two real steps, the model it trains
     recorded on its way in)."""
@@ -237,7 +237,7 @@ def test_ppo_and_rm_training_load_their_classifiers_in_the_compute_dtype(tiny_mo
     import grpo.rm_train
     from grpo.config import RewardModelConfig
     from grpo.pairs import write_pairs
-    from pair_support import boxed_pairs
+    from pair_support import boxed_pairs, torch_threads
 
     trained = []
     real_train = grpo.rm_train._train
@@ -250,11 +250,9 @@ def test_ppo_and_rm_training_load_their_classifiers_in_the_compute_dtype(tiny_mo
     rm_cfg = load_config(RewardModelConfig, None, [
         f"model.path={tiny_model_dir}", f"data.train={pairs}", f"output_dir={tmp_path / 'rm-run'}", "steps=2",
         "batch_size=8", "optim.micro_batch_size=8", "eval_every=0", "model.compute_dtype=bfloat16", "threads=1"])
-    grpo.rm_train._train = recording_train
-    try:
+    monkeypatch.setattr(grpo.rm_train, "_train", recording_train)
+    with torch_threads(1):  # the run sets torch's threads from its config; later tests get theirs back
         grpo.rm_train.train_reward_model(rm_cfg, show_progress=False)
-    finally:
-        grpo.rm_train._train = real_train
     (model,) = trained
     assert compute_dtype_of(model.model) is torch.bfloat16 and compute_dtype_of(model.score) is None
     assert all(p.dtype == torch.float32 for p in model.parameters())
