@@ -7,11 +7,14 @@ from grpo.logprobs import completion_logprobs, pack
 from grpo.engines.base import SamplingParams
 
 
-@pytest.fixture(scope="module")
-def engine(tiny_model_dir):
+@pytest.fixture(scope="module", params=["auto", "generate"])
+def engine(tiny_model_dir, request):
+    """Both decoders: rlvr's own loop (the tiny Qwen2's default) and Hugging Face generate."""
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    return HFEngine(model, tokenizer, batch_size=16)
+    engine = HFEngine(model, tokenizer, batch_size=16, decoder=request.param)
+    assert engine.own_decoding() == (request.param == "auto")
+    return engine
 
 
 def prompts(engine, texts=("Question: What is 1 + 2?\nAnswer:", "Question: 7?\nAnswer:", "Q")):

@@ -16,8 +16,9 @@ import torch
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 from transformers.generation.stopping_criteria import EosTokenCriteria, StopStringCriteria
 
-from grpo.distributed import gathered_for_generation
+from grpo.distributed import fsdp_units, gathered_for_generation
 from grpo.engines.base import Completions, SamplingParams, WeightSyncError
+from grpo.engines.hf_decode import sample, unsupported_reason
 from grpo.lora import is_peft_model, plain_named_parameters
 from grpo.precision import compute_autocast
 
@@ -44,6 +45,23 @@ class _WarpAndRecord(LogitsProcessor):
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         self._record(input_ids)
+        warped, self._last = self._warp(scores)
+        if self.sampling.temperature == 0:
+            return warped
+        tokens = self._draw(self._last)  # (B, 1)
+        return torch.full_like(self._last, float("-inf")).scatter_(1, tokens, 0.0)  # all mass on the drawn token
+
+    def pick(self, scores: torch.Tensor) -> torch.Tensor:
+        """(B,) the next tokens for (B, V) scores, recording their log-probs: a step of ``generate`` (this
+        processor, then greedy over what it returns) without the one-hot scores (``hf_decode.sample``)."""
+        warped, logprobs = self._warp(scores)
+        tokens = warped.argmax(-1) if self.sampling.temperature == 0 else self._draw(logprobs)[:, 0]
+        self.chosen.append(logprobs.gather(1, tokens[:, None]).squeeze(1))
+        return tokens
+
+    def _warp(self, scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, V) scores after temperature, top-k and top-p, and the log-probs of the distribution they
+        define (the one the next tokens are drawn from)."""
         s = self.sampling
         scores = scores.float()  # (B, V)
         if s.temperature > 0:
@@ -58,13 +76,10 @@ class _WarpAndRecord(LogitsProcessor):
             drop_sorted = (probs.cumsum(-1) - probs) >= s.top_p
             drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
             scores = scores.masked_fill(drop, float("-inf"))
-        self._last = torch.log_softmax(scores, dim=-1)
-        if s.temperature == 0:
-            return scores
-        return self._draw(self._last)
+        return scores, torch.log_softmax(scores, dim=-1)
 
     def _draw(self, logprobs: torch.Tensor) -> torch.Tensor:
-        """(B, V) scores that put all mass on one token per row, drawn by inverting each row's cumulative
+        """(B, 1) one token per row, drawn by inverting each row's cumulative
         distribution at a uniform number in (0, 1] (so the draw never lands on a leading token of
         probability 0). With row seeds, each row's uniforms for every step come from its seed's
         generator once, at the first step (one ``multinomial`` call per row and step cost a sixth of
@@ -89,9 +104,7 @@ class _WarpAndRecord(LogitsProcessor):
                              "probably broken (a NaN loss, too high a learning rate, an overflow in low precision): "
                              "resume from an earlier checkpoint, or lower optim.lr")
         target = uniform * total  # (B, 1)
-        tokens = torch.searchsorted(cdf, target).clamp_max(cdf.shape[-1] - 1)  # (B, 1)
-        onehot = torch.full_like(logprobs, float("-inf"))
-        return onehot.scatter_(1, tokens, 0.0)  # (B, V)
+        return torch.searchsorted(cdf, target).clamp_max(cdf.shape[-1] - 1)  # (B, 1)
 
     def _record(self, input_ids: torch.Tensor) -> None:
         if self._last is not None:
@@ -132,9 +145,13 @@ class HFEngine:
     ``generate`` then, with or without prompts.
     """
 
-    def __init__(self, model: torch.nn.Module, tokenizer, *, batch_size: int = 256):
+    def __init__(self, model: torch.nn.Module, tokenizer, *, batch_size: int = 256, decoder: str = "auto"):
         if tokenizer.eos_token_id is None:
             raise ValueError("the tokenizer has no eos_token; set one so completions can end")
+        if decoder not in ("auto", "generate"):
+            raise ValueError(f"HFEngine: decoder {decoder!r} is not one of 'auto' (rlvr's own decode loop where "
+                             "the model is Llama or Qwen2, else generate) or 'generate'")
+        self.decoder = decoder
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
@@ -202,22 +219,11 @@ class HFEngine:
         recorder = _FinishRecorder(criteria, width, len(requests), device)
         row_seeds = [seed for _, _, seed in requests] if requests[0][2] is not None else None
         warper = _WarpAndRecord(sampling, row_seeds)
-        config = GenerationConfig(
-            do_sample=False,  # the warper draws (or, at temperature 0, leaves the scores to greedy)
-            max_new_tokens=sampling.max_new_tokens,
-            # neutral values, so no default of the model's generation_config warps the scores again
-            temperature=1.0, top_k=0, top_p=1.0, min_p=None, typical_p=1.0, repetition_penalty=1.0,
-            no_repeat_ngram_size=0, epsilon_cutoff=0.0, eta_cutoff=0.0, num_beams=1,
-            eos_token_id=eos_id, pad_token_id=self.pad_id, use_cache=True,
-        )
-        sequences = self.model.generate(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            generation_config=config,
-            logits_processor=LogitsProcessorList([warper]),
-            stopping_criteria=StoppingCriteriaList([recorder]),
-            synced_gpus=False,  # HF turns it on for FSDP modules; the policy is unsharded here, and ranks decode alone
-        )
+        if self.own_decoding():
+            sequences = sample(self.model, input_ids, attention_mask, sampling.max_new_tokens, warper.pick,
+                               recorder, self.pad_id)
+        else:
+            sequences = self._hf_generate(input_ids, attention_mask, sampling, warper, recorder)
         new_tokens = sequences[:, width:].cpu()  # (B, T)
         logprobs = warper.finish(sequences).cpu()  # (B, T)
         finished_at = recorder.finished_at.cpu()
@@ -230,3 +236,29 @@ class HFEngine:
             out.logprobs.append(logprobs[row, :length].tolist())
             out.text.append(self.tokenizer.decode(ids, skip_special_tokens=True))
             out.finish_reason.append("stop" if end >= 0 else "length")
+
+    def own_decoding(self) -> bool:
+        """Whether ``generate`` decodes with ``hf_decode.sample`` (a Llama or Qwen2 model, unsharded, no
+        adapters, and ``decoder='auto'``) rather than Hugging Face ``generate``."""
+        return self.decoder == "auto" and unsupported_reason(self.model) is None and not fsdp_units(self.model)
+
+    def _hf_generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, sampling: SamplingParams,
+                     warper: _WarpAndRecord, recorder: _FinishRecorder) -> torch.Tensor:
+        """The (B, W + T) sequences from Hugging Face ``generate``, drawing with ``warper``."""
+        eos_id = self.tokenizer.eos_token_id
+        config = GenerationConfig(
+            do_sample=False,  # the warper draws (or, at temperature 0, leaves the scores to greedy)
+            max_new_tokens=sampling.max_new_tokens,
+            # neutral values, so no default of the model's generation_config warps the scores again
+            temperature=1.0, top_k=0, top_p=1.0, min_p=None, typical_p=1.0, repetition_penalty=1.0,
+            no_repeat_ngram_size=0, epsilon_cutoff=0.0, eta_cutoff=0.0, num_beams=1,
+            eos_token_id=eos_id, pad_token_id=self.pad_id, use_cache=True,
+        )
+        return self.model.generate(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            generation_config=config,
+            logits_processor=LogitsProcessorList([warper]),
+            stopping_criteria=StoppingCriteriaList([recorder]),
+            synced_gpus=False,  # HF turns it on for FSDP modules; the policy is unsharded here, and ranks decode alone
+        )

@@ -1,0 +1,217 @@
+"""Sampling from a Llama-family model without ``generate``: its forward pass written out in tensor calls.
+
+On a small model on the CPU, a decode step of Hugging Face ``generate`` is mostly Python and small
+operator calls, not arithmetic: on the peers' 2M-parameter Qwen2 (64 rows, 2 layers) the step's matrix
+products take 2.7 ms of ~8 ms, and the rest is ~230 operator calls (the modules' forwards, the masks
+built anew each step, the rotary table, the cache classes) plus ``generate``'s own bookkeeping
+(bench/RESULTS.md). This module runs the same model with the same weights in fewer calls: the query, key
+and value projections as one matrix product, gate and up as one, the rotary embedding of queries and keys
+at once, the padding mask kept across steps, the KV cache as plain tensors.
+
+It takes the models whose forward it reproduces exactly in arithmetic (``supported``): Hugging Face's
+``LlamaForCausalLM`` and ``Qwen2ForCausalLM`` (SmolLM2, Qwen2.5, Llama 2/3 and their like) with full
+attention, SiLU, any rotary scaling (the model's own rotary module computes the angles). Anything else
+(another architecture, sliding-window attention, LoRA adapters, a sharded policy) samples through
+``generate``. Tested against ``generate`` (tests/test_hf_decode.py): the same next-token scores to
+rounding, the same tokens under the same seed.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+_CLASSES = ("LlamaForCausalLM", "Qwen2ForCausalLM")
+
+
+def unsupported_reason(model: torch.nn.Module) -> str | None:
+    """Why ``sample`` cannot run ``model`` (None: it can)."""
+    name = type(model).__name__
+    if name not in _CLASSES:
+        return f"{name} is not one of {', '.join(_CLASSES)}"
+    config = model.config
+    if getattr(config, "hidden_act", None) != "silu":
+        return f"hidden_act {config.hidden_act!r} (only silu)"
+    if getattr(config, "use_sliding_window", False) or any(
+            t != "full_attention" for t in (getattr(config, "layer_types", None) or ())):
+        return "sliding-window attention"
+    if getattr(config, "pretraining_tp", 1) not in (None, 1):
+        return "pretraining_tp > 1"
+    if getattr(config, "mlp_bias", False):
+        return "an MLP with biases"
+    base = getattr(model, "model", None)
+    layers = getattr(base, "layers", None)
+    if layers is None or not hasattr(base, "rotary_emb") or not hasattr(model, "lm_head"):
+        return "an unexpected module layout"
+    for layer in layers:
+        attn, mlp = layer.self_attn, layer.mlp
+        parts = (attn.q_proj, attn.k_proj, attn.v_proj, attn.o_proj, mlp.gate_proj, mlp.up_proj, mlp.down_proj)
+        if any(type(p) is not torch.nn.Linear for p in parts):  # LoRA layers, quantized layers
+            return "its projections are not plain Linear layers (adapters or quantization)"
+    if any(type(p) is not torch.nn.Parameter and not isinstance(p, torch.Tensor) for p in model.parameters()):
+        return "its parameters are not plain tensors"
+    if any(type(p.data).__name__ == "DTensor" for p in model.parameters()):
+        return "a sharded (FSDP) model"
+    if getattr(model, "_hf_hook", None) is not None:
+        return "weights offloaded by accelerate"
+    return None
+
+
+class _Layer:
+    """One decoder layer's weights, as the calls below use them (projections concatenated)."""
+
+    def __init__(self, layer: torch.nn.Module, dtype: torch.dtype | None):
+        attn, mlp = layer.self_attn, layer.mlp
+
+        def cast(t: torch.Tensor | None) -> torch.Tensor | None:
+            return t if t is None or dtype is None else t.to(dtype)
+
+        self.norm1, self.eps1 = layer.input_layernorm.weight, layer.input_layernorm.variance_epsilon
+        self.norm2, self.eps2 = layer.post_attention_layernorm.weight, layer.post_attention_layernorm.variance_epsilon
+        self.qkv = cast(torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight]))
+        biases = [attn.q_proj.bias, attn.k_proj.bias, attn.v_proj.bias]
+        if all(b is None for b in biases):
+            self.qkv_bias = None
+        else:
+            self.qkv_bias = cast(torch.cat([b if b is not None else p.weight.new_zeros(p.weight.shape[0])
+                                            for b, p in zip(biases, (attn.q_proj, attn.k_proj, attn.v_proj))]))
+        self.o = cast(attn.o_proj.weight)
+        self.o_bias = cast(attn.o_proj.bias)
+        self.gate_up = cast(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]))
+        self.down = cast(mlp.down_proj.weight)
+        self.scale = attn.scaling
+
+
+def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """Hugging Face's Llama RMSNorm: normalized in float32, scaled by the weight in the input's dtype."""
+    dtype = x.dtype
+    x32 = x.float()
+    x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps)
+    return weight * x32.to(dtype)
+
+
+CACHE_BLOCK = 16  # the KV cache grows by this many slots at a time
+
+
+def capacity(positions: int) -> int:
+    """Slots of a cache that holds ``positions`` keys: rounded up to whole blocks."""
+    return -(-positions // CACHE_BLOCK) * CACHE_BLOCK
+
+
+class _Model:
+    """A Llama-family causal LM's weights for one ``sample`` call, with the forward pass over a KV cache."""
+
+    def __init__(self, model: torch.nn.Module):
+        config = model.config
+        autocast = torch.is_autocast_enabled(model.lm_head.weight.device.type)
+        dtype = torch.get_autocast_dtype(model.lm_head.weight.device.type) if autocast else None
+        base = model.model
+        self.embed = base.embed_tokens.weight
+        self.rotary = base.rotary_emb
+        self.final_norm, self.final_eps = base.norm.weight, base.norm.variance_epsilon
+        self.lm_head = model.lm_head.weight if dtype is None else model.lm_head.weight.to(dtype)
+        self.layers = [_Layer(layer, dtype) for layer in base.layers]
+        self.heads = config.num_attention_heads
+        self.kv_heads = config.num_key_value_heads
+        self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
+        self.keys: list[torch.Tensor] = []
+        self.values: list[torch.Tensor] = []
+
+    def _cache(self, layer: int, key: torch.Tensor, value: torch.Tensor, start: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Writes (B, kv_heads, q, d) keys and values at cache slots ``start:start + q`` of ``layer``; returns
+        the layer's whole cache. The cache grows ``CACHE_BLOCK`` slots at a time (zeros, which the mask
+        hides), so a decode step writes in place and attention reads contiguous tensors: growing it by one
+        slot a step copied the whole cache each time (a sixth of the sampling time of a small model)."""
+        end = start + key.shape[2]
+        if layer == len(self.keys) or end > self.keys[layer].shape[2]:
+            size = capacity(end)
+            grown = [t.new_zeros((t.shape[0], t.shape[1], size, t.shape[3])) for t in (key, value)]
+            if layer < len(self.keys):
+                old = self.keys[layer].shape[2]
+                grown[0][:, :, :old] = self.keys[layer]
+                grown[1][:, :, :old] = self.values[layer]
+                self.keys[layer], self.values[layer] = grown
+            else:
+                self.keys.append(grown[0])
+                self.values.append(grown[1])
+        self.keys[layer][:, :, start:end] = key
+        self.values[layer][:, :, start:end] = value
+        return self.keys[layer], self.values[layer]
+
+    def forward(self, ids: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor, start: int) -> torch.Tensor:
+        """(B, q) token ids at (B, q) positions, written to cache slots ``start:start + q``, attending as the
+        boolean (B, 1, q, capacity) ``mask`` allows over the ``capacity(start + q)`` slots of the cache after the
+        write. Returns the last position's (B, V) next-token scores
+        in float32."""
+        b, q = ids.shape
+        d, nh, nkv = self.head_dim, self.heads, self.kv_heads
+        if mask.shape[-1] != capacity(start + q):
+            raise ValueError(f"hf_decode: a mask of {mask.shape[-1]} keys for a cache of {capacity(start + q)} slots")
+        h = F.embedding(ids, self.embed)  # (B, q, H)
+        cos, sin = self.rotary(h, positions)  # (B, q, d)
+        cos, sin = cos[:, None], sin[:, None]  # (B, 1, q, d)
+        for i, layer in enumerate(self.layers):
+            x = _rms_norm(h, layer.norm1, layer.eps1)
+            qkv = F.linear(x, layer.qkv, layer.qkv_bias).view(b, q, nh + 2 * nkv, d).transpose(1, 2)  # (B, heads, q, d)
+            qk, v = qkv[:, : nh + nkv], qkv[:, nh + nkv :]
+            half = d // 2
+            qk = qk * cos + torch.cat((-qk[..., half:], qk[..., :half]), dim=-1) * sin  # rotary, queries and keys at once
+            query, key = qk[:, :nh], qk[:, nh:]
+            keys, values = self._cache(i, key, v, start)
+            att = F.scaled_dot_product_attention(query, keys, values, attn_mask=mask,
+                                                 scale=layer.scale, enable_gqa=nkv != nh)  # (B, nh, q, d)
+            h = h + F.linear(att.transpose(1, 2).reshape(b, q, nh * d), layer.o, layer.o_bias)
+            x = _rms_norm(h, layer.norm2, layer.eps2)
+            gate, up = F.linear(x, layer.gate_up).chunk(2, dim=-1)
+            h = h + F.linear(F.silu(gate) * up, layer.down)
+        last = _rms_norm(h[:, -1], self.final_norm, self.final_eps)
+        return F.linear(last, self.lm_head).float()
+
+
+Pick = Callable[[torch.Tensor], torch.Tensor]  # (B, V) float32 scores -> (B,) tokens
+Stop = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (ids so far, scores) -> (B,) bool: row done
+
+
+@torch.no_grad()
+def sample(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
+           pick: Pick, stop: Stop, pad_id: int) -> torch.Tensor:
+    """Decode up to ``max_new_tokens`` after left-padded ``input_ids`` (B, W), as ``generate`` does: each
+    step's token from ``pick``, a finished row continuing with ``pad_id``, the loop ending when ``stop``
+    has ended every row. Returns the (B, W + T) sequences."""
+    reason = unsupported_reason(model)
+    if reason is not None:
+        raise ValueError(f"hf_decode.sample: this model cannot be decoded here: {reason}")
+    b, width = input_ids.shape
+    device = input_ids.device
+    net = _Model(model)
+    valid = attention_mask.bool()
+    # keys attention may read: the prompts' real tokens now, each new token's slot once it is written
+    keys_ok = torch.zeros((b, capacity(width + max_new_tokens)), dtype=torch.bool, device=device)
+    keys_ok[:, :width] = valid
+    # positions as generate counts them: from the first real token; padding at 1
+    positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(~valid, 1)
+    causal = torch.ones((width, width), dtype=torch.bool, device=device).tril()
+    # a padding query attends to itself, so its keys and values stay finite (a row of the mask all False
+    # would give NaN, and NaN times a zero attention weight is still NaN in the real rows)
+    prefill_mask = torch.zeros((b, 1, width, capacity(width)), dtype=torch.bool, device=device)
+    prefill_mask[:, 0, :, :width] = (causal & valid[:, None, :]) | torch.eye(width, dtype=torch.bool, device=device)
+    sequences = torch.full((b, width + max_new_tokens), pad_id, dtype=torch.long, device=device)
+    sequences[:, :width] = input_ids
+    unfinished = torch.ones(b, dtype=torch.bool, device=device)
+    scores = net.forward(input_ids, positions, prefill_mask, 0)
+    next_position = positions[:, -1:] + 1  # (B, 1)
+    length = width
+    for step in range(max_new_tokens):
+        tokens = pick(scores)
+        tokens = torch.where(unfinished, tokens, pad_id)
+        sequences[:, length] = tokens
+        length += 1
+        unfinished &= ~stop(sequences[:, :length], scores)
+        if step + 1 == max_new_tokens or not bool(unfinished.any()):
+            break
+        keys_ok[:, length - 1] = True
+        scores = net.forward(tokens[:, None], next_position, keys_ok[:, None, None, : capacity(length)], length - 1)
+        next_position = next_position + 1
+    return sequences[:, :length]
