@@ -42,6 +42,12 @@ def _llama(tokenizer, **overrides):
     return LlamaForCausalLM(LlamaConfig(**config)).eval()
 
 
+def _llama_dynamic(tokenizer):
+    """Dynamic NTK rotary scaling: its angles change with the length seen so far (left to generate)."""
+    return _llama(tokenizer, max_position_embeddings=24,
+                  rope_parameters={"rope_type": "dynamic", "rope_theta": 10000.0, "factor": 2.0})
+
+
 PROMPTS = ("Question: What is 12 + 30?\nAnswer:", "Q: 7?", "1", "Question: a much longer prompt, 4 + 4?\nAnswer:")
 
 
@@ -129,6 +135,7 @@ def test_generate_where_the_loop_does_not_apply(tokenizer):
     assert "sliding" in unsupported_reason(sliding)
     assert "mlp" in unsupported_reason(_llama(tokenizer, mlp_bias=True)).lower()
     assert "silu" in unsupported_reason(_llama(tokenizer, hidden_act="gelu"))
+    assert "dynamic" in unsupported_reason(_llama_dynamic(tokenizer))
     peft = pytest.importorskip("peft")
     lora = peft.get_peft_model(_qwen2(tokenizer), peft.LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
     assert unsupported_reason(lora) is not None
@@ -152,3 +159,17 @@ def test_compute_autocast_is_what_the_engine_wraps(tokenizer):
     with compute_autocast(model):
         assert _Model(model).layers[0].qkv.dtype == torch.bfloat16
     assert _Model(model).layers[0].qkv.dtype == torch.float32
+
+
+def test_rotary_angles_come_from_a_table(tokenizer):
+    """The table holds the very numbers the model's rotary module gives."""
+    from grpo.engines.hf_decode import _Model
+
+    model = _llama(tokenizer)
+    net = _Model(model)
+    net.tabulate_angles(64, torch.device("cpu"))
+    positions = torch.tensor([[0, 5, 63], [1, 1, 2]])
+    probe = torch.zeros(2, 3, 48)
+    cos, sin = net._angles(probe, positions)
+    want_cos, want_sin = model.model.rotary_emb(probe, positions)
+    assert torch.equal(cos[:, 0], want_cos) and torch.equal(sin[:, 0], want_sin)

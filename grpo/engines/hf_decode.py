@@ -10,7 +10,7 @@ at once, the padding mask kept across steps, the KV cache as plain tensors.
 
 It takes the models whose forward it reproduces exactly in arithmetic (``supported``): Hugging Face's
 ``LlamaForCausalLM`` and ``Qwen2ForCausalLM`` (SmolLM2, Qwen2.5, Llama 2/3 and their like) with full
-attention, SiLU, any rotary scaling (the model's own rotary module computes the angles). Anything else
+attention, SiLU, rotary scaling that does not change with the length (the model's own rotary module computes the angles). Anything else
 (another architecture, sliding-window attention, LoRA adapters, a sharded policy) samples through
 ``generate``. Tested against ``generate`` (tests/test_hf_decode.py): the same next-token scores to
 rounding, the same tokens under the same seed.
@@ -41,6 +41,9 @@ def unsupported_reason(model: torch.nn.Module) -> str | None:
         return "pretraining_tp > 1"
     if getattr(config, "mlp_bias", False):
         return "an MLP with biases"
+    rope_type = str(getattr(getattr(getattr(model, "model", None), "rotary_emb", None), "rope_type", "default"))
+    if "dynamic" in rope_type or rope_type == "longrope":
+        return f"a rotary embedding that changes with the length seen ({rope_type})"
     base = getattr(model, "model", None)
     layers = getattr(base, "layers", None)
     if layers is None or not hasattr(base, "rotary_emb") or not hasattr(model, "lm_head"):
@@ -116,6 +119,7 @@ class _Model:
         self.heads = config.num_attention_heads
         self.kv_heads = config.num_key_value_heads
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
+        self._table: tuple[torch.Tensor, torch.Tensor] | None = None  # (positions, d) cos, sin
         self.keys: list[torch.Tensor] = []
         self.values: list[torch.Tensor] = []
 
@@ -140,18 +144,32 @@ class _Model:
         self.values[layer][:, :, start:end] = value
         return self.keys[layer], self.values[layer]
 
+    def tabulate_angles(self, positions: int, device: torch.device) -> None:
+        """Compute the rotary embedding's cosines and sines for positions 0..positions-1 once (the model's
+        rotary module over them: the numbers it gives step by step), so each step only looks them up.
+        (Rotary kinds that change with the length seen, dynamic NTK and LongRoPE, are not ``supported``.)"""
+        probe = self.embed[:1, None]  # (1, 1, H): the module reads only its dtype and device
+        cos, sin = self.rotary(probe, torch.arange(positions, device=device)[None])
+        self._table = (cos[0], sin[0])
+
+    def _angles(self, h: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 1, q, d) cosines and sines of the rotary embedding at (B, q) positions."""
+        if self._table is None:
+            cos, sin = self.rotary(h, positions)
+        else:
+            cos, sin = self._table[0][positions], self._table[1][positions]  # (B, q, d)
+        return cos[:, None], sin[:, None]
+
     def forward(self, ids: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor, start: int) -> torch.Tensor:
         """(B, q) token ids at (B, q) positions, written to cache slots ``start:start + q``, attending as the
         boolean (B, 1, q, capacity) ``mask`` allows over the ``capacity(start + q)`` slots of the cache after the
-        write. Returns the last position's (B, V) next-token scores
-        in float32."""
+        write. Returns the last position's (B, V) next-token scores in float32."""
         b, q = ids.shape
         d, nh, nkv = self.head_dim, self.heads, self.kv_heads
         if mask.shape[-1] != capacity(start + q):
             raise ValueError(f"hf_decode: a mask of {mask.shape[-1]} keys for a cache of {capacity(start + q)} slots")
         h = F.embedding(ids, self.embed)  # (B, q, H)
-        cos, sin = self.rotary(h, positions)  # (B, q, d)
-        cos, sin = cos[:, None], sin[:, None]  # (B, 1, q, d)
+        cos, sin = self._angles(h, positions)  # (B, 1, q, d)
         for i, layer in enumerate(self.layers):
             x = _rms_norm(h, layer.norm1, layer.eps1)
             qkv = F.linear(x, layer.qkv, layer.qkv_bias).view(b, q, nh + 2 * nkv, d).transpose(1, 2)  # (B, heads, q, d)
@@ -200,6 +218,7 @@ def sample(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torc
     sequences = torch.full((b, width + max_new_tokens), pad_id, dtype=torch.long, device=device)
     sequences[:, :width] = input_ids
     unfinished = torch.ones(b, dtype=torch.bool, device=device)
+    net.tabulate_angles(int(positions.max()) + max_new_tokens + 1, device)
     scores = net.forward(input_ids, positions, prefill_mask, 0)
     next_position = positions[:, -1:] + 1  # (B, 1)
     length = width
