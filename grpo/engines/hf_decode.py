@@ -192,7 +192,7 @@ Pick = Callable[[torch.Tensor], torch.Tensor]  # (B, V) float32 scores -> (B,) t
 Stop = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (ids so far, scores) -> (B,) bool: row done
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def sample(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
            pick: Pick, stop: Stop, pad_id: int) -> torch.Tensor:
     """Decode up to ``max_new_tokens`` after left-padded ``input_ids`` (B, W), as ``generate`` does: each
