@@ -173,3 +173,28 @@ def test_rotary_angles_come_from_a_table(tokenizer):
     cos, sin = net._angles(probe, positions)
     want_cos, want_sin = model.model.rotary_emb(probe, positions)
     assert torch.equal(cos[:, 0], want_cos) and torch.equal(sin[:, 0], want_sin)
+
+
+def test_a_prompt_sampled_n_times_is_read_once(tokenizer, monkeypatch):
+    """The prompt pass runs on the distinct prompts (4 here, not 4 x 8 rows); the samples are still those
+    of generate, which reads every row. With n = 1 there is nothing to share."""
+    from grpo.engines import hf_decode
+
+    model = _qwen2(tokenizer)
+    widths = []
+    forward = hf_decode._Model.forward
+
+    def recording(self, ids, *args):
+        widths.append(ids.shape)
+        return forward(self, ids, *args)
+
+    monkeypatch.setattr(hf_decode._Model, "forward", recording)
+    sampling = SamplingParams(temperature=1.0, max_new_tokens=12)
+    own, hf = _both(model, tokenizer, sampling, n=8, seed=4)
+    _assert_same(own, hf)
+    width = max(len(tokenizer(t).input_ids) for t in PROMPTS)
+    assert widths[0] == (len(PROMPTS), width) and widths[1] == (len(PROMPTS) * 8, 1)
+    widths.clear()
+    own, hf = _both(model, tokenizer, sampling, n=1, seed=4)
+    _assert_same(own, hf)
+    assert widths[0] == (len(PROMPTS), width)

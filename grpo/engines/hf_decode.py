@@ -144,6 +144,13 @@ class _Model:
         self.values[layer][:, :, start:end] = value
         return self.keys[layer], self.values[layer]
 
+    def select_rows(self, scores: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Make the cache's batch row i a copy of row ``rows[i]`` (and the scores' alike), as if each row
+        had been run itself."""
+        self.keys = [k[rows] for k in self.keys]
+        self.values = [v[rows] for v in self.values]
+        return scores[rows]
+
     def tabulate_angles(self, positions: int, device: torch.device) -> None:
         """Compute the rotary embedding's cosines and sines for positions 0..positions-1 once (the model's
         rotary module over them: the numbers it gives step by step), so each step only looks them up.
@@ -204,22 +211,29 @@ def sample(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torc
     b, width = input_ids.shape
     device = input_ids.device
     net = _Model(model)
+    # a prompt sampled n times is read once: its keys and values are computed for one row, then copied
+    rows, inverse = torch.unique(torch.cat((input_ids, attention_mask.long()), dim=1), dim=0, return_inverse=True)
+    shared = rows.shape[0] < b
+    prefill_ids, prefill_valid = (rows[:, :width], rows[:, width:].bool()) if shared else (input_ids, attention_mask.bool())
     valid = attention_mask.bool()
     # keys attention may read: the prompts' real tokens now, each new token's slot once it is written
     keys_ok = torch.zeros((b, capacity(width + max_new_tokens)), dtype=torch.bool, device=device)
     keys_ok[:, :width] = valid
     # positions as generate counts them: from the first real token; padding at 1
     positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(~valid, 1)
+    prefill_positions = (prefill_valid.long().cumsum(-1) - 1).masked_fill(~prefill_valid, 1)
     causal = torch.ones((width, width), dtype=torch.bool, device=device).tril()
     # a padding query attends to itself, so its keys and values stay finite (a row of the mask all False
     # would give NaN, and NaN times a zero attention weight is still NaN in the real rows)
-    prefill_mask = torch.zeros((b, 1, width, capacity(width)), dtype=torch.bool, device=device)
-    prefill_mask[:, 0, :, :width] = (causal & valid[:, None, :]) | torch.eye(width, dtype=torch.bool, device=device)
+    prefill_mask = torch.zeros((prefill_ids.shape[0], 1, width, capacity(width)), dtype=torch.bool, device=device)
+    prefill_mask[:, 0, :, :width] = (causal & prefill_valid[:, None, :]) | torch.eye(width, dtype=torch.bool, device=device)
     sequences = torch.full((b, width + max_new_tokens), pad_id, dtype=torch.long, device=device)
     sequences[:, :width] = input_ids
     unfinished = torch.ones(b, dtype=torch.bool, device=device)
     net.tabulate_angles(int(positions.max()) + max_new_tokens + 1, device)
-    scores = net.forward(input_ids, positions, prefill_mask, 0)
+    scores = net.forward(prefill_ids, prefill_positions, prefill_mask, 0)
+    if shared:
+        scores = net.select_rows(scores, inverse)
     next_position = positions[:, -1:] + 1  # (B, 1)
     length = width
     for step in range(max_new_tokens):
