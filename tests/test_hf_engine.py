@@ -126,16 +126,20 @@ def test_unseeded_draws_follow_the_distribution_from_torchs_rng():
     assert torch.equal(again, tokens)
 
 
+@pytest.mark.parametrize("bad_row", [[0.1, float("nan"), 0.3], [0.1, float("inf"), 0.3], [float("-inf")] * 3],
+                         ids=["nan", "inf", "all-minus-inf"])
 @pytest.mark.parametrize("row_seeds", [None, [0, 1]], ids=["stream", "per_prompt"])
-def test_a_nan_score_stops_sampling_with_a_clear_error(row_seeds):
-    """NaN scores (a broken policy) have no distribution: the draw says so, naming the row, instead of
-    inverting a NaN cumulative sum into the vocabulary's last token."""
+def test_a_nan_score_stops_sampling_with_a_clear_error(row_seeds, bad_row):
+    """NaN or infinite scores (a broken policy) have no distribution: the draw says so, naming the row,
+    instead of inverting a NaN cumulative sum into the vocabulary's last token; in generate's step and
+    in the own decode loop's."""
     from grpo.engines.hf import _WarpAndRecord
 
-    logits = torch.tensor([[0.5, 1.0, 2.0], [0.1, float("nan"), 0.3]])
-    warper = _WarpAndRecord(SamplingParams(temperature=1.0, max_new_tokens=2), row_seeds=row_seeds)
-    with pytest.raises(ValueError, match=r"row 1 are NaN or infinite at new token 1.*earlier checkpoint"):
-        warper(torch.zeros((2, 1), dtype=torch.long), logits)
+    logits = torch.tensor([[0.5, 1.0, 2.0], bad_row])
+    for call in ("generate", "pick"):
+        warper = _WarpAndRecord(SamplingParams(temperature=1.0, max_new_tokens=2), row_seeds=row_seeds)
+        with pytest.raises(ValueError, match=r"row 1 are NaN or infinite at new token 1.*earlier checkpoint"):
+            warper(torch.zeros((2, 1), dtype=torch.long), logits) if call == "generate" else warper.pick(logits)
 
 
 def test_seeded_draws_follow_the_distribution_and_never_pick_a_masked_token():

@@ -64,7 +64,7 @@ class _WarpAndRecord(LogitsProcessor):
         define (the one the next tokens are drawn from)."""
         s = self.sampling
         scores = scores.float()  # (B, V)
-        if s.temperature > 0:
+        if s.temperature > 0 and s.temperature != 1.0:
             scores = scores / s.temperature
         if s.top_k > 0 and s.top_k < scores.shape[-1]:
             kth = torch.topk(scores, s.top_k, dim=-1).values[:, -1:]  # (B, 1)
@@ -96,9 +96,9 @@ class _WarpAndRecord(LogitsProcessor):
         self._step += 1
         cdf = logprobs.exp().cumsum(-1)  # (B, V)
         total = cdf[:, -1:]  # (B, 1): 1 up to rounding
-        bad = ~(torch.isfinite(total) & (total > 0))
-        if bad.any():  # the inversion would silently pick the last token
-            row = int(bad.nonzero()[0, 0])
+        # log-probs are <= 0, so a total is finite unless NaN; NaN > 0 is False
+        if not bool((total > 0).all()):  # the inversion would silently pick the last token
+            row = int((~(total > 0)).nonzero()[0, 0])
             raise ValueError(f"sampling: the model's next-token scores in row {row} are NaN or infinite at new token "
                              f"{self._step}, so there is no distribution to draw from. The policy's weights are "
                              "probably broken (a NaN loss, too high a learning rate, an overflow in low precision): "
@@ -130,7 +130,7 @@ class _FinishRecorder(StoppingCriteria):
         for criterion in self.criteria:
             done |= criterion(input_ids, scores, **kwargs)
         newly = done & (self.finished_at < 0)
-        self.finished_at[newly] = input_ids.shape[1] - self.prompt_len - 1
+        self.finished_at.masked_fill_(newly, input_ids.shape[1] - self.prompt_len - 1)
         return done
 
 
