@@ -75,6 +75,7 @@ class RolloutConfig(SamplingParams):
 
     engine: Literal["auto", "vllm", "hf"] = "auto"  # auto: vllm where installed, for models of >= 30M parameters; else hf
     batch_size: int = 256  # sequences generated at once (hf engine)
+    hf_decoder: Literal["auto", "generate"] = "auto"  # hf engine: auto = rlvr's own decode loop for Llama/Qwen2 models (generate for others); generate = always Hugging Face generate
     vllm_mode: Literal["colocate", "server"] = "colocate"  # vLLM in the trainer's process, or a `rlvr vllm-serve`
     vllm_server_url: str = "http://127.0.0.1:8000"  # the `rlvr vllm-serve` to use in server mode
     gpu_memory_utilization: float = 0.3  # colocated vLLM's share of GPU memory (weights + KV cache)

