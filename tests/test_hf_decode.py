@@ -112,11 +112,15 @@ def test_same_samples_under_per_prompt_seeds_and_eos(tokenizer):
     _assert_same(own, hf)
 
 
-def test_bf16_compute_agrees_to_its_rounding(tokenizer):
-    """Under the policy's bfloat16 compute (autocast), both loops cast the same way: the greedy tokens
-    agree and the log-probs to bfloat16's rounding."""
+@pytest.mark.parametrize("how", ["compute", "weights"])
+def test_bf16_agrees_to_its_rounding(tokenizer, how):
+    """Under the policy's bfloat16 compute (autocast), or with bfloat16 weights, both loops cast the same
+    way: the first greedy tokens agree and their log-probs to bfloat16's rounding."""
     model = _llama(tokenizer)
-    use_compute_dtype(model, torch.bfloat16)
+    if how == "compute":
+        use_compute_dtype(model, torch.bfloat16)
+    else:
+        model.to(torch.bfloat16)
     prompts = [tokenizer(t).input_ids for t in PROMPTS]
     outs = [HFEngine(model, tokenizer, decoder=d).generate(prompts, 1, SamplingParams(temperature=0.0, max_new_tokens=12))
             for d in ("auto", "generate")]

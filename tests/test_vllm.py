@@ -21,6 +21,7 @@ from grpo.logprobs import completion_logprobs, pack
 from grpo.engines.base import SamplingParams
 from grpo.engines.base import WeightSyncError, vllm_available
 from grpo.engines.vllm import VLLMEngine
+from grpo.models import cpu_has_bf16
 
 pytestmark = [pytest.mark.vllm, pytest.mark.skipif(not vllm_available(), reason="vLLM is not installed")]
 
@@ -161,6 +162,8 @@ def test_grpo_run_with_vllm_syncs_every_step(tiny_model_dir, tmp_path):
     assert any(not torch.equal(before[k], after[k]) for k in before)
 
 
+@pytest.mark.skipif(cpu_has_bf16(Path("/proc/cpuinfo").read_text()) is False if Path("/proc/cpuinfo").exists() else False,
+                    reason="this CPU has no bfloat16 instructions: compute_dtype=bfloat16 is refused here")
 def test_mixed_precision_run_samples_in_bfloat16_and_keeps_the_probe(tiny_model_dir, tmp_path, monkeypatch):
     """model.compute_dtype=bfloat16: vLLM is started in bfloat16 and takes the float32 weights at every sync
     (cast on load); sampler and trainer then differ by bf16 rounding only, under the probe's limit."""
