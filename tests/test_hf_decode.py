@@ -77,7 +77,12 @@ def _assert_same(own, hf, atol=1e-5):
     SamplingParams(temperature=0.7, top_k=20, top_p=0.9, max_new_tokens=24),
     SamplingParams(temperature=0.0, max_new_tokens=16),
 ], ids=["t1", "t0.7-topk-topp", "greedy"])
-def test_same_samples_as_generate(tokenizer, build, sampling):
+@pytest.mark.parametrize("fuse", [True, False], ids=["fused", "separate"])
+def test_same_samples_as_generate(tokenizer, build, sampling, fuse, monkeypatch):
+    """Projections concatenated (models up to FUSE_MAX_PARAMS) or kept separate (larger ones)."""
+    from grpo.engines import hf_decode
+
+    monkeypatch.setattr(hf_decode, "FUSE_MAX_PARAMS", 10**12 if fuse else 0)
     model = build(tokenizer)
     own, hf = _both(model, tokenizer, sampling)
     assert len(own) == 16
@@ -161,8 +166,9 @@ def test_compute_autocast_is_what_the_engine_wraps(tokenizer):
     model = _llama(tokenizer)
     use_compute_dtype(model, torch.bfloat16)
     with compute_autocast(model):
-        assert _Model(model).layers[0].qkv.dtype == torch.bfloat16
-    assert _Model(model).layers[0].qkv.dtype == torch.float32
+        assert _Model(model).layers[0].qkv[0].dtype == torch.bfloat16
+    assert _Model(model).layers[0].qkv[0].dtype == torch.float32
+    assert len(_Model(model).layers[0].qkv) == 1 and len(_Model(model, fuse=False).layers[0].qkv) == 3
 
 
 def test_rotary_angles_come_from_a_table(tokenizer):

@@ -5,8 +5,9 @@ operator calls, not arithmetic: on the peers' 2M-parameter Qwen2 (64 rows, 2 lay
 products take 2.7 ms of ~8 ms, and the rest is ~230 operator calls (the modules' forwards, the masks
 built anew each step, the rotary table, the cache classes) plus ``generate``'s own bookkeeping
 (bench/RESULTS.md). This module runs the same model with the same weights in fewer calls: the query, key
-and value projections as one matrix product, gate and up as one, the rotary embedding of queries and keys
-at once, the padding mask kept across steps, the KV cache as plain tensors.
+and value projections as one matrix product and gate and up as one (models up to ``FUSE_MAX_PARAMS``),
+the rotary embedding of queries and keys at once from a table made once, the KV cache as plain tensors
+grown a block at a time, and each distinct prompt read once however many samples it gets.
 
 It takes the models whose forward it reproduces exactly in arithmetic (``supported``): Hugging Face's
 ``LlamaForCausalLM`` and ``Qwen2ForCausalLM`` (SmolLM2, Qwen2.5, Llama 2/3 and their like) with full
@@ -53,8 +54,6 @@ def unsupported_reason(model: torch.nn.Module) -> str | None:
         parts = (attn.q_proj, attn.k_proj, attn.v_proj, attn.o_proj, mlp.gate_proj, mlp.up_proj, mlp.down_proj)
         if any(type(p) is not torch.nn.Linear for p in parts):  # LoRA layers, quantized layers
             return "its projections are not plain Linear layers (adapters or quantization)"
-    if any(type(p) is not torch.nn.Parameter and not isinstance(p, torch.Tensor) for p in model.parameters()):
-        return "its parameters are not plain tensors"
     if any(type(p.data).__name__ == "DTensor" for p in model.parameters()):
         return "a sharded (FSDP) model"
     if getattr(model, "_hf_hook", None) is not None:
@@ -62,10 +61,16 @@ def unsupported_reason(model: torch.nn.Module) -> str | None:
     return None
 
 
-class _Layer:
-    """One decoder layer's weights, as the calls below use them (projections concatenated)."""
+FUSE_MAX_PARAMS = 1_000_000_000  # above this, the projections stay separate (no concatenated copies)
 
-    def __init__(self, layer: torch.nn.Module, dtype: torch.dtype | None):
+
+class _Layer:
+    """One decoder layer's weights, as the calls below use them: with ``fuse``, the query, key and value
+    projections concatenated into one matrix and gate and up into another (one product each instead of
+    three and two; the copies take as much memory as those weights, so only for models up to
+    ``FUSE_MAX_PARAMS``); under autocast, cast to its dtype once."""
+
+    def __init__(self, layer: torch.nn.Module, dtype: torch.dtype | None, fuse: bool):
         attn, mlp = layer.self_attn, layer.mlp
 
         def cast(t: torch.Tensor | None) -> torch.Tensor | None:
@@ -73,18 +78,34 @@ class _Layer:
 
         self.norm1, self.eps1 = layer.input_layernorm.weight, layer.input_layernorm.variance_epsilon
         self.norm2, self.eps2 = layer.post_attention_layernorm.weight, layer.post_attention_layernorm.variance_epsilon
-        self.qkv = cast(torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight]))
-        biases = [attn.q_proj.bias, attn.k_proj.bias, attn.v_proj.bias]
-        if all(b is None for b in biases):
-            self.qkv_bias = None
+        projections = (attn.q_proj, attn.k_proj, attn.v_proj)
+        self.fused = fuse
+        if fuse:
+            self.qkv = [cast(torch.cat([p.weight for p in projections]))]
+            biases = [p.bias for p in projections]
+            self.qkv_bias = [None if all(b is None for b in biases) else cast(torch.cat(
+                [b if b is not None else p.weight.new_zeros(p.weight.shape[0]) for b, p in zip(biases, projections)]))]
+            self.gate_up = [cast(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]))]
         else:
-            self.qkv_bias = cast(torch.cat([b if b is not None else p.weight.new_zeros(p.weight.shape[0])
-                                            for b, p in zip(biases, (attn.q_proj, attn.k_proj, attn.v_proj))]))
+            self.qkv = [cast(p.weight) for p in projections]
+            self.qkv_bias = [cast(p.bias) for p in projections]
+            self.gate_up = [cast(mlp.gate_proj.weight), cast(mlp.up_proj.weight)]
         self.o = cast(attn.o_proj.weight)
         self.o_bias = cast(attn.o_proj.bias)
-        self.gate_up = cast(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]))
         self.down = cast(mlp.down_proj.weight)
         self.scale = attn.scaling
+
+    def project_qkv(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., (heads + 2 kv_heads) * d) queries, keys and values of ``x``."""
+        outs = [F.linear(x, w, b) for w, b in zip(self.qkv, self.qkv_bias)]
+        return outs[0] if self.fused else torch.cat(outs, dim=-1)
+
+    def mlp(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fused:
+            gate, up = F.linear(x, self.gate_up[0]).chunk(2, dim=-1)
+        else:
+            gate, up = F.linear(x, self.gate_up[0]), F.linear(x, self.gate_up[1])
+        return F.linear(F.silu(gate) * up, self.down)
 
 
 def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
@@ -106,8 +127,11 @@ def capacity(positions: int) -> int:
 class _Model:
     """A Llama-family causal LM's weights for one ``sample`` call, with the forward pass over a KV cache."""
 
-    def __init__(self, model: torch.nn.Module):
+    def __init__(self, model: torch.nn.Module, fuse: bool | None = None):
+        """``fuse``: concatenate the projections (None: for models of up to ``FUSE_MAX_PARAMS`` parameters)."""
         config = model.config
+        if fuse is None:
+            fuse = sum(p.numel() for p in model.parameters()) <= FUSE_MAX_PARAMS
         autocast = torch.is_autocast_enabled(model.lm_head.weight.device.type)
         dtype = torch.get_autocast_dtype(model.lm_head.weight.device.type) if autocast else None
         base = model.model
@@ -115,7 +139,7 @@ class _Model:
         self.rotary = base.rotary_emb
         self.final_norm, self.final_eps = base.norm.weight, base.norm.variance_epsilon
         self.lm_head = model.lm_head.weight if dtype is None else model.lm_head.weight.to(dtype)
-        self.layers = [_Layer(layer, dtype) for layer in base.layers]
+        self.layers = [_Layer(layer, dtype, fuse) for layer in base.layers]
         self.heads = config.num_attention_heads
         self.kv_heads = config.num_key_value_heads
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
@@ -179,7 +203,7 @@ class _Model:
         cos, sin = self._angles(h, positions)  # (B, 1, q, d)
         for i, layer in enumerate(self.layers):
             x = _rms_norm(h, layer.norm1, layer.eps1)
-            qkv = F.linear(x, layer.qkv, layer.qkv_bias).view(b, q, nh + 2 * nkv, d).transpose(1, 2)  # (B, heads, q, d)
+            qkv = layer.project_qkv(x).view(b, q, nh + 2 * nkv, d).transpose(1, 2)  # (B, heads, q, d)
             qk, v = qkv[:, : nh + nkv], qkv[:, nh + nkv :]
             half = d // 2
             qk = qk * cos + torch.cat((-qk[..., half:], qk[..., :half]), dim=-1) * sin  # rotary, queries and keys at once
@@ -189,8 +213,7 @@ class _Model:
                                                  scale=layer.scale, enable_gqa=nkv != nh)  # (B, nh, q, d)
             h = h + F.linear(att.transpose(1, 2).reshape(b, q, nh * d), layer.o, layer.o_bias)
             x = _rms_norm(h, layer.norm2, layer.eps2)
-            gate, up = F.linear(x, layer.gate_up).chunk(2, dim=-1)
-            h = h + F.linear(F.silu(gate) * up, layer.down)
+            h = h + layer.mlp(x)
         last = _rms_norm(h[:, -1], self.final_norm, self.final_eps)
         return F.linear(last, self.lm_head).float()
 
