@@ -9,10 +9,11 @@ and value projections as one matrix product and gate and up as one (models up to
 the rotary embedding of queries and keys at once from a table made once, the KV cache as plain tensors
 grown a block at a time, and each distinct prompt read once however many samples it gets.
 
-It takes the models whose forward it reproduces exactly in arithmetic (``supported``): Hugging Face's
-``LlamaForCausalLM`` and ``Qwen2ForCausalLM`` (SmolLM2, Qwen2.5, Llama 2/3 and their like) with full
-attention, SiLU, rotary scaling that does not change with the length (the model's own rotary module computes the angles). Anything else
-(another architecture, sliding-window attention, LoRA adapters, a sharded policy) samples through
+It takes the models whose forward it reproduces in arithmetic (``unsupported_reason`` gives None):
+Hugging Face's ``LlamaForCausalLM`` and ``Qwen2ForCausalLM`` (SmolLM2, Qwen2.5, Llama 2/3 and their like)
+with full attention, SiLU, and a rotary scaling that does not change with the length seen (the model's
+own rotary module computes the angles). Anything else (another architecture, sliding-window attention,
+dynamic NTK or LongRoPE scaling, LoRA adapters, a sharded or offloaded policy) samples through
 ``generate``. Tested against ``generate`` (tests/test_hf_decode.py): the same next-token scores to
 rounding, the same tokens under the same seed.
 """
@@ -178,7 +179,7 @@ class _Model:
     def tabulate_angles(self, positions: int, device: torch.device) -> None:
         """Compute the rotary embedding's cosines and sines for positions 0..positions-1 once (the model's
         rotary module over them: the numbers it gives step by step), so each step only looks them up.
-        (Rotary kinds that change with the length seen, dynamic NTK and LongRoPE, are not ``supported``.)"""
+        (Rotary kinds that change with the length seen, dynamic NTK and LongRoPE, are left to generate.)"""
         probe = self.embed[:1, None]  # (1, 1, H): the module reads only its dtype and device
         cos, sin = self.rotary(probe, torch.arange(positions, device=device)[None])
         self._table = (cos[0], sin[0])
