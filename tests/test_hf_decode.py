@@ -98,9 +98,13 @@ def test_same_samples_with_the_cpu_gqa_attention_and_stop_strings(tokenizer):
     _assert_same(own, hf)
 
 
-def test_same_samples_under_per_prompt_seeds_and_eos(tokenizer):
-    """Rows that end early (EOS made likely) keep decoding as padding, as generate does; seeded rows."""
-    from collections import Counter
+@pytest.mark.parametrize("seeds", [None, [5, 6, 7, 8]], ids=["stream", "per_prompt"])
+@pytest.mark.parametrize("temperature", [1.0, 0.0], ids=["t1", "greedy"])
+def test_same_samples_when_rows_end_early(tokenizer, monkeypatch, seeds, temperature):
+    """Rows that end early (EOS made likely) leave the decoded batch once a quarter of it has ended
+    (generate keeps decoding them as padding): the other rows still draw the random numbers they would
+    have, so the samples are generate's, from torch's RNG or from per-prompt seeds."""
+    from grpo.engines import hf_decode
 
     model = _qwen2(tokenizer, tie_word_embeddings=False)
     with torch.no_grad():
@@ -112,8 +116,22 @@ def test_same_samples_under_per_prompt_seeds_and_eos(tokenizer):
     with torch.no_grad():  # EOS takes the place of the model's favourite token, so rows end within the budget
         rows = model.lm_head.weight[[common, eos]].clone()
         model.lm_head.weight[[eos, common]] = rows
-    own, hf = _both(model, tokenizer, sampling, seeds=[5, 6, 7, 8])
-    assert any(r == "stop" for r in own.finish_reason) and any(r == "length" for r in own.finish_reason)
+    batches = []
+    forward = hf_decode._Model.forward
+
+    def recording(self, ids, *args):
+        batches.append(ids.shape[0])
+        return forward(self, ids, *args)
+
+    monkeypatch.setattr(hf_decode._Model, "forward", recording)
+    sampling = SamplingParams(temperature=temperature, max_new_tokens=40)
+    own, hf = _both(model, tokenizer, sampling, n=4 if temperature else 1, seeds=seeds)
+    if temperature:
+        assert any(r == "stop" for r in own.finish_reason) and any(r == "length" for r in own.finish_reason)
+    else:
+        assert any(r == "stop" for r in own.finish_reason)
+    rows = len(own)
+    assert min(batches[1:]) < rows, batches  # finished rows were dropped
     _assert_same(own, hf)
 
 

@@ -40,6 +40,7 @@ class _WarpAndRecord(LogitsProcessor):
         self.row_seeds = row_seeds
         self._uniforms: torch.Tensor | None = None  # (B, max_new_tokens) each row's random numbers, from its seed
         self._step = 0
+        self._batch = 0  # rows of the batch (the decode loop may pass scores of fewer)
         self._last: torch.Tensor | None = None  # (B, V) log-probs of the step just sampled
         self.chosen: list[torch.Tensor] = []  # T x (B,)
 
@@ -51,12 +52,21 @@ class _WarpAndRecord(LogitsProcessor):
         tokens = self._draw(self._last)  # (B, 1)
         return torch.full_like(self._last, float("-inf")).scatter_(1, tokens, 0.0)  # all mass on the drawn token
 
-    def pick(self, scores: torch.Tensor) -> torch.Tensor:
-        """(B,) the next tokens for (B, V) scores, recording their log-probs: a step of ``generate`` (this
-        processor, then greedy over what it returns) without the one-hot scores (``hf_decode.sample``)."""
+    def pick(self, scores: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """(B,) the next tokens for (b, V) scores, recording their log-probs: a step of ``generate`` (this
+        processor, then greedy over what it returns) without the one-hot scores (``hf_decode.sample``).
+        ``rows``: the batch rows the scores are of, when the decode loop has dropped finished ones; the
+        others get token 0 and log-prob 0 (their completions have ended), and the random numbers are
+        drawn for the whole batch as before, so each row draws what it would have."""
         warped, logprobs = self._warp(scores)
-        tokens = warped.argmax(-1) if self.sampling.temperature == 0 else self._draw(logprobs)[:, 0]
-        self.chosen.append(logprobs.gather(1, tokens[:, None]).squeeze(1))
+        tokens = warped.argmax(-1) if self.sampling.temperature == 0 else self._draw(logprobs, rows)[:, 0]
+        chosen = logprobs.gather(1, tokens[:, None]).squeeze(1)
+        if rows is not None:
+            batch = self._batch
+            tokens = tokens.new_zeros(batch).index_copy_(0, rows, tokens)
+            chosen = chosen.new_zeros(batch).index_copy_(0, rows, chosen)
+        self._batch = tokens.shape[0]
+        self.chosen.append(chosen)
         return tokens
 
     def _warp(self, scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -78,14 +88,17 @@ class _WarpAndRecord(LogitsProcessor):
             scores = scores.masked_fill(drop, float("-inf"))
         return scores, torch.log_softmax(scores, dim=-1)
 
-    def _draw(self, logprobs: torch.Tensor) -> torch.Tensor:
+    def _draw(self, logprobs: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         """(B, 1) one token per row, drawn by inverting each row's cumulative
         distribution at a uniform number in (0, 1] (so the draw never lands on a leading token of
         probability 0). With row seeds, each row's uniforms for every step come from its seed's
         generator once, at the first step (one ``multinomial`` call per row and step cost a sixth of
         sampling on a small model)."""
+        batch = logprobs.shape[0] if rows is None else self._batch
         if self.row_seeds is None:
-            uniform = 1.0 - torch.rand((logprobs.shape[0], 1), device=logprobs.device)  # (B, 1)
+            uniform = 1.0 - torch.rand((batch, 1), device=logprobs.device)  # (B, 1)
+            if rows is not None:
+                uniform = uniform[rows]
         else:
             if self._uniforms is None:
                 steps = max(1, self.sampling.max_new_tokens)
@@ -93,12 +106,15 @@ class _WarpAndRecord(LogitsProcessor):
                     1.0 - torch.rand(steps, generator=torch.Generator().manual_seed(int(seed)))
                     for seed in self.row_seeds]).to(logprobs.device)  # (B, steps)
             uniform = self._uniforms[:, self._step % self._uniforms.shape[1], None]  # (B, 1)
+            if rows is not None:
+                uniform = uniform[rows]
         self._step += 1
         cdf = logprobs.exp().cumsum(-1)  # (B, V)
         total = cdf[:, -1:]  # (B, 1): 1 up to rounding
         # log-probs are <= 0, so a total is finite unless NaN; NaN > 0 is False
         if not bool((total > 0).all()):  # the inversion would silently pick the last token
             row = int((~(total > 0)).nonzero()[0, 0])
+            row = row if rows is None else int(rows[row])
             raise ValueError(f"sampling: the model's next-token scores in row {row} are NaN or infinite at new token "
                              f"{self._step}, so there is no distribution to draw from. The policy's weights are "
                              "probably broken (a NaN loss, too high a learning rate, an overflow in low precision): "

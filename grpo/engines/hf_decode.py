@@ -169,12 +169,12 @@ class _Model:
         self.values[layer][:, :, start:end] = value
         return self.keys[layer], self.values[layer]
 
-    def select_rows(self, scores: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    def select_rows(self, scores: torch.Tensor | None, rows: torch.Tensor) -> torch.Tensor | None:
         """Make the cache's batch row i a copy of row ``rows[i]`` (and the scores' alike), as if each row
-        had been run itself."""
+        had been run itself: to copy a shared prompt's row to its samples, or to drop finished rows."""
         self.keys = [k[rows] for k in self.keys]
         self.values = [v[rows] for v in self.values]
-        return scores[rows]
+        return None if scores is None else scores[rows]
 
     def tabulate_angles(self, positions: int, device: torch.device) -> None:
         """Compute the rotary embedding's cosines and sines for positions 0..positions-1 once (the model's
@@ -219,7 +219,9 @@ class _Model:
         return F.linear(last, self.lm_head).float()
 
 
-Pick = Callable[[torch.Tensor], torch.Tensor]  # (B, V) float32 scores -> (B,) tokens
+# (b, V) float32 scores of the rows decoded, those rows' indices in the batch (None: all B) -> (B,) tokens
+Pick = Callable[[torch.Tensor, "torch.Tensor | None"], torch.Tensor]
+COMPACT_AT = 0.75  # finished rows leave the decoded batch once at most this share of it is left unfinished
 Stop = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (ids so far, scores) -> (B,) bool: row done
 
 
@@ -258,17 +260,28 @@ def sample(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torc
     scores = net.forward(prefill_ids, prefill_positions, prefill_mask, 0)
     if shared:
         scores = net.select_rows(scores, inverse)
-    next_position = positions[:, -1:] + 1  # (B, 1)
+    next_position = positions[:, -1:] + 1  # (B, 1) of the rows decoded
     length = width
+    active: torch.Tensor | None = None  # the batch rows still decoded (None: all)
     for step in range(max_new_tokens):
-        tokens = pick(scores)
+        tokens = pick(scores, active)  # (B,): padding in the rows no longer decoded
         tokens = torch.where(unfinished, tokens, pad_id)
         sequences[:, length] = tokens
         length += 1
         unfinished &= ~stop(sequences[:, :length], scores)
-        if step + 1 == max_new_tokens or not bool(unfinished.any()):
+        if step + 1 == max_new_tokens:
             break
+        left = int(unfinished.sum())
+        if left == 0:
+            break
+        decoded = b if active is None else active.shape[0]
+        if left <= COMPACT_AT * decoded:  # drop the finished rows from the batch
+            keep = unfinished.nonzero()[:, 0] if active is None else unfinished[active].nonzero()[:, 0]
+            active = keep if active is None else active[keep]
+            keys_ok, next_position = keys_ok[keep], next_position[keep]
+            net.select_rows(None, keep)
         keys_ok[:, length - 1] = True
-        scores = net.forward(tokens[:, None], next_position, keys_ok[:, None, None, : capacity(length)], length - 1)
+        rows_tokens = tokens if active is None else tokens[active]
+        scores = net.forward(rows_tokens[:, None], next_position, keys_ok[:, None, None, : capacity(length)], length - 1)
         next_position = next_position + 1
     return sequences[:, :length]
