@@ -198,7 +198,7 @@ def test_rotary_angles_come_from_a_table(tokenizer):
     net.tabulate_angles(64, torch.device("cpu"))
     positions = torch.tensor([[0, 5, 63], [1, 1, 2]])
     probe = torch.zeros(2, 3, 48)
-    cos, sin = net._angles(probe, positions)
+    cos, sin = net._angles(positions)
     want_cos, want_sin = model.model.rotary_emb(probe, positions)
     assert torch.equal(cos[:, 0], want_cos) and torch.equal(sin[:, 0], want_sin)
 

@@ -184,12 +184,10 @@ class _Model:
         cos, sin = self.rotary(probe, torch.arange(positions, device=device)[None])
         self._table = (cos[0], sin[0])
 
-    def _angles(self, h: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, 1, q, d) cosines and sines of the rotary embedding at (B, q) positions."""
-        if self._table is None:
-            cos, sin = self.rotary(h, positions)
-        else:
-            cos, sin = self._table[0][positions], self._table[1][positions]  # (B, q, d)
+    def _angles(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 1, q, d) cosines and sines of the rotary embedding at (B, q) positions (``tabulate_angles``
+        first)."""
+        cos, sin = self._table[0][positions], self._table[1][positions]  # (B, q, d)
         return cos[:, None], sin[:, None]
 
     def forward(self, ids: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor, start: int) -> torch.Tensor:
@@ -201,7 +199,7 @@ class _Model:
         if mask.shape[-1] != capacity(start + q):
             raise ValueError(f"hf_decode: a mask of {mask.shape[-1]} keys for a cache of {capacity(start + q)} slots")
         h = F.embedding(ids, self.embed)  # (B, q, H)
-        cos, sin = self._angles(h, positions)  # (B, 1, q, d)
+        cos, sin = self._angles(positions)  # (B, 1, q, d)
         for i, layer in enumerate(self.layers):
             x = _rms_norm(h, layer.norm1, layer.eps1)
             qkv = layer.project_qkv(x).view(b, q, nh + 2 * nkv, d).transpose(1, 2)  # (B, heads, q, d)
